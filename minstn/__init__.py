@@ -22,6 +22,7 @@ from .autograd import (
     no_grad,
     tensor,
 )
+from .backend import BACKENDS, get_backend, set_backend, use_backend
 from .gradcheck import GradcheckError, gradcheck
 from .graph_view import graph
 from .ops import cat, cos, exp, log, matmul, sin, sqrt, stack
@@ -50,20 +51,27 @@ __all__ = [
     "cos",
     "matmul",
     "manual_seed",
+    "set_backend",
+    "get_backend",
+    "use_backend",
+    "BACKENDS",
     "zeros",
     "ones",
 ]
 
 
-def zeros(*shape, dtype="float32", requires_grad=False) -> Tensor:
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+def _filled(fill, shape, dtype, requires_grad) -> Tensor:
     import numpy as _np
 
-    return Tensor(_np.zeros(shape, dtype=dtype), requires_grad=requires_grad, _copy=False)
+    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+    return Tensor(_np.full(shape, fill, dtype=dtype), requires_grad=requires_grad, _copy=False)
+
+
+def zeros(*shape, dtype="float32", requires_grad=False) -> Tensor:
+    """A Tensor of zeros: ``mt.zeros(2, 3)`` or ``mt.zeros((2, 3))``."""
+    return _filled(0, shape, dtype, requires_grad)
 
 
 def ones(*shape, dtype="float32", requires_grad=False) -> Tensor:
-    shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-    import numpy as _np
-
-    return Tensor(_np.ones(shape, dtype=dtype), requires_grad=requires_grad, _copy=False)
+    """A Tensor of ones: ``mt.ones(2, 3)`` or ``mt.ones((2, 3))``."""
+    return _filled(1, shape, dtype, requires_grad)

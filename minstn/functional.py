@@ -11,8 +11,10 @@ import numpy as np
 from .autograd import Function, Tensor, as_tensor
 from .ops import relu, sigmoid, tanh
 from .random import generator
+from .sampling import affine_grid, grid_sample
+from .transforms import attention_grid, projective_grid, tps_grid
 
-__all__ = ["relu", "sigmoid", "tanh", "log_softmax", "softmax", "cross_entropy", "nll_loss", "dropout", "mse_loss"]
+__all__ = ["affine_grid", "grid_sample", "attention_grid", "projective_grid", "tps_grid", "relu", "sigmoid", "tanh", "log_softmax", "softmax", "cross_entropy", "nll_loss", "dropout", "mse_loss"]
 
 
 class LogSoftmax(Function):
@@ -88,3 +90,5 @@ def dropout(x, p: float = 0.5, training: bool = True) -> Tensor:
         return x * np.zeros(x.shape, dtype=x.dtype)
     keep = generator().random(x.shape) >= p
     return x * (keep / (1 - p)).astype(x.dtype)
+
+from .nn.functional_layers import avg_pool2d, batch_norm, conv2d, linear, max_pool2d  # noqa: E402,F401  (layers, minstn.nn)
