@@ -1,0 +1,146 @@
+"""Numba CPU backend: parallel loops over output locations calling ``pixel.py``.
+
+Each kernel below is a loop nest; the body at one output location is a call into
+``pixel.py`` (compiled by ``numba.njit`` where it is used). How the work is split:
+
+* forward and grid gradient: ``prange`` over the N * H_out output rows. Every output
+  location writes only its own output/grad_grid entries: no races. The grid gradient
+  of eq. (7) is summed over channels in registers.
+* input gradient (eq. (6)) is a SCATTER: two output locations may hit the same input
+  pixel. Running two of them at once on different threads would race, so the fused
+  backward runs ``prange`` over the batch N: each thread owns grad_input[n] whole.
+  (With N smaller than the thread count this leaves cores idle; the benchmark batch
+  sizes are >= 16.) When the input gradient is not needed the scatter is skipped and
+  the grid-only kernel parallelises over N * H_out again.
+
+Small ints for mode/padding and C-contiguous arrays keep the compiled signatures to
+one per dtype (float32, float64) per kernel; ``cache=True`` keeps them on disk.
+"""
+import numpy as np
+from numba import njit, prange
+
+from . import pixel
+
+
+@njit(parallel=True, cache=True)
+def _affine_grid_kernel(theta, grid, align_corners):
+    N, H, W = grid.shape[0], grid.shape[1], grid.shape[2]
+    for k in prange(N * H):
+        n, h = k // H, k % H
+        yt = pixel.base_coordinate(h, H, align_corners)
+        for w in range(W):
+            xt = pixel.base_coordinate(w, W, align_corners)
+            for r in range(2):          # eq. (1): row r of A_theta times (x_t, y_t, 1)
+                grid[n, h, w, r] = float(theta[n, r, 0]) * xt + float(theta[n, r, 1]) * yt + float(theta[n, r, 2])
+
+
+@njit(parallel=True, cache=True)
+def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
+    N, H, W = grad_grid.shape[0], grad_grid.shape[1], grad_grid.shape[2]
+    for n in prange(N):
+        for r in range(2):
+            sx, sy, s1 = 0.0, 0.0, 0.0
+            for h in range(H):
+                yt = pixel.base_coordinate(h, H, align_corners)
+                for w in range(W):
+                    g = float(grad_grid[n, h, w, r])
+                    sx += g * pixel.base_coordinate(w, W, align_corners)
+                    sy += g * yt
+                    s1 += g
+            grad_theta[n, r, 0] = sx
+            grad_theta[n, r, 1] = sy
+            grad_theta[n, r, 2] = s1
+
+
+@njit(parallel=True, cache=True)
+def _forward_kernel(inp, grid, out, mode, padding, align_corners, fill):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    for k in prange(N * Ho):
+        n, ho = k // Ho, k % Ho
+        for wo in range(Wo):
+            pixel.sample_location(inp, out, n, ho, wo, grid[n, ho, wo, 0], grid[n, ho, wo, 1],
+                                  mode, padding, align_corners, fill)
+
+
+@njit(parallel=True, cache=True)
+def _backward_fused_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding,
+                           align_corners, fill, need_grid_grad):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    for n in prange(N):                 # one thread owns grad_inp[n]: the scatter is race-free
+        for ho in range(Ho):
+            for wo in range(Wo):
+                dx, dy = pixel.backward_location(grad_out, inp, grad_inp, n, ho, wo,
+                                                 grid[n, ho, wo, 0], grid[n, ho, wo, 1],
+                                                 mode, padding, align_corners, fill, True)
+                if need_grid_grad:
+                    grad_grid[n, ho, wo, 0] = dx
+                    grad_grid[n, ho, wo, 1] = dy
+
+
+@njit(parallel=True, cache=True)
+def _grid_grad_kernel(grad_out, inp, grid, grad_grid, mode, padding, align_corners, fill):
+    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    for k in prange(N * Ho):
+        n, ho = k // Ho, k % Ho
+        for wo in range(Wo):
+            dx, dy = pixel.grid_grad_location(grad_out, inp, n, ho, wo,
+                                              grid[n, ho, wo, 0], grid[n, ho, wo, 1],
+                                              mode, padding, align_corners, fill)
+            grad_grid[n, ho, wo, 0] = dx
+            grad_grid[n, ho, wo, 1] = dy
+
+
+# ---------------------------------------------------------------- host side ----
+def _codes(mode, padding_mode, fill_value):
+    mode, padding = pixel.MODES[mode], pixel.PADDINGS[padding_mode]
+    fill = float(fill_value) if padding == pixel.ZEROS else 0.0
+    return mode, padding, fill
+
+
+def affine_grid_forward(theta, size, align_corners):
+    """Eq. (1). theta (N, 2, 3) -> grid (N, H_out, W_out, 2)."""
+    N, _, H, W = size
+    grid = np.empty((N, H, W, 2), dtype=theta.dtype)
+    if grid.size:
+        _affine_grid_kernel(np.ascontiguousarray(theta), grid, bool(align_corners))
+    return grid
+
+
+def affine_grid_backward(grad_grid, size, align_corners):
+    """Gradient of eq. (1) w.r.t. theta: (N, H_out, W_out, 2) -> (N, 2, 3)."""
+    N = size[0]
+    grad_theta = np.zeros((N, 2, 3), dtype=grad_grid.dtype)
+    if grad_grid.size:
+        _affine_grid_backward_kernel(np.ascontiguousarray(grad_grid), grad_theta, bool(align_corners))
+    return grad_theta
+
+
+def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_value=0.0):
+    """Eq. (3) with kernel (4) or (5). (N, C, H, W), (N, Ho, Wo, 2) -> (N, C, Ho, Wo)."""
+    m, p, fill = _codes(mode, padding_mode, fill_value)
+    N, C = input.shape[:2]
+    out = np.empty((N, C) + tuple(grid.shape[1:3]), dtype=input.dtype)
+    if out.size == 0:
+        return out
+    _forward_kernel(np.ascontiguousarray(input), np.ascontiguousarray(grid), out, m, p,
+                    bool(align_corners), fill)
+    return out
+
+
+def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_corners,
+                         fill_value=0.0, need_input_grad=True, need_grid_grad=True):
+    """Eq. (6) and (7). Returns (grad_input or None, grad_grid or None)."""
+    m, p, fill = _codes(mode, padding_mode, fill_value)
+    grad_in = np.zeros(input.shape, dtype=input.dtype) if need_input_grad else None
+    grad_grid = np.zeros(grid.shape, dtype=grid.dtype) if need_grid_grad else None
+    if input.size == 0 or grid.size == 0 or not (need_input_grad or need_grid_grad):
+        return grad_in, grad_grid
+    go = np.ascontiguousarray(grad_output, dtype=input.dtype)
+    inp, grd = np.ascontiguousarray(input), np.ascontiguousarray(grid)
+    if need_input_grad:
+        gg = grad_grid if need_grid_grad else np.empty((0, 0, 0, 0), dtype=grid.dtype)
+        _backward_fused_kernel(go, inp, grd, grad_in, gg, m, p, bool(align_corners), fill,
+                               bool(need_grid_grad))
+    else:
+        _grid_grad_kernel(go, inp, grd, grad_grid, m, p, bool(align_corners), fill)
+    return grad_in, grad_grid

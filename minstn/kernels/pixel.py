@@ -1,0 +1,305 @@
+"""The per-sample math of the sampler, written once.
+
+Everything the sampler does at ONE output location i lives here as small plain
+Python functions on scalars (plus array indexing):
+
+* ``source_index``   grid value in [-1, 1] -> pixel coordinate, with its derivative
+                     (unnormalise, then the padding rule: border clamp or reflection)
+* ``bilinear_taps``  the 4 taps of the bilinear kernel, eq. (5), and their weights
+* ``nearest_tap``    the 1 tap of the nearest-integer kernel, eq. (4)
+* ``sample_location`` / ``grid_grad_location`` / ``input_grad_location`` /
+  ``backward_location``  whole per-location routines: eq. (3) forward, eq. (7)
+  grid gradient, eq. (6) input gradient.
+
+The functions are decorated with ``numba.extending.register_jitable``: they stay
+ordinary Python functions (call them in a REPL: ``source_index(0.5, 4, 0, True)``),
+and Numba compiles them wherever a jitted caller uses them -- ``numba.njit`` loops in
+``cpu.py`` and ``numba.cuda.jit`` kernels in ``cuda.py`` (where they become device
+functions). No other module repeats this math.
+
+Conventions shared by EVERY backend (they must agree bit for bit on the taps):
+
+* coordinate math is done in float64, whatever the image dtype, so that ``floor``
+  and round-half-to-even pick the same taps everywhere;
+* bilinear taps ``x0 = floor(ix)``, ``x1 = x0 + 1``, weights ``x1 - ix`` and
+  ``ix - x0``. At an exact integer ``ix`` this makes the gradient the RIGHT-HAND
+  derivative (the paper's eq. (7) read literally is not a one-sided derivative there;
+  see ``reference.py``);
+* nearest: round half to even (like ``np.rint``), grid gradient exactly 0;
+* a grid value that is NaN/inf, or so far out that no tap can land in the image, is
+  mapped to the sentinel coordinate ``OUTSIDE`` (every tap outside). This is done
+  before any float is converted to an integer: casting 1e30 to int is undefined.
+
+Integer codes (small ints keep the number of compiled Numba signatures small):
+``BILINEAR = 0, NEAREST = 1``; ``ZEROS = 0, BORDER = 1, REFLECTION = 2``.
+"""
+import math
+
+from numba.extending import register_jitable
+
+BILINEAR, NEAREST = 0, 1
+ZEROS, BORDER, REFLECTION = 0, 1, 2
+MODES = {"bilinear": BILINEAR, "nearest": NEAREST}
+PADDINGS = {"zeros": ZEROS, "border": BORDER, "reflection": REFLECTION}
+
+# A pixel coordinate whose taps (floor -2 and -1, or rint -2) are all outside.
+OUTSIDE = -2.0
+
+
+# ---------------------------------------------------------------- coordinates ----
+@register_jitable
+def unnormalize(coord, size, align_corners):
+    """Normalised grid value in [-1, 1] -> pixel coordinate; returns (pix, dpix/dcoord).
+
+    align_corners=True : -1 and +1 are the CENTRES of the corner pixels,
+                         ix = (x + 1) / 2 * (W - 1)
+    align_corners=False: -1 and +1 are the outer EDGES of the corner pixels,
+                         ix = ((x + 1) * W - 1) / 2
+    """
+    if align_corners:
+        return (coord + 1.0) / 2.0 * (size - 1), (size - 1) / 2.0
+    return ((coord + 1.0) * size - 1.0) / 2.0, size / 2.0
+
+
+@register_jitable
+def clip_coordinate(x, size):
+    """Clamp x to [0, size-1]; returns (clamped, d clamped / d x).
+
+    The derivative is 0 where the clamp is active, including the end points
+    themselves (x <= 0 or x >= size-1), as in PyTorch.
+    """
+    if x <= 0.0:
+        return 0.0, 0.0
+    hi = size - 1.0
+    if x >= hi:
+        return hi, 0.0
+    return x, 1.0
+
+
+@register_jitable
+def reflect_coordinate(x, twice_low, twice_high):
+    """Reflect x into [low, high] like light between two mirrors; returns (x', dx'/dx).
+
+    The bounds are passed doubled so that they are exact for both alignments:
+    [0, 2(W-1)] (align_corners=True, mirrors at the corner pixel centres) or
+    [-1, 2W-1] (align_corners=False, mirrors at the image edges -0.5 and W-0.5).
+    The derivative is +1 or -1: each reflection flips the direction.
+
+    Folding uses one remainder, r = x mod 2*span, which is EXACT in floating point:
+    r < span means an even number of flips (x' = low + r), otherwise an odd number
+    (x' = low + 2*span - r). PyTorch counts flips as floor(x / span), whose rounding
+    can disagree with fmod(x, span) for a few values and overflows an int for huge x.
+    (``%`` on floats rather than math.fmod: both compile under numba.njit and
+    numba.cuda, and for x >= 0 they are the same exact operation.)
+    """
+    if twice_low == twice_high:
+        return 0.0, 0.0           # a single pixel: everything reflects onto it
+    low = twice_low / 2.0
+    span = (twice_high - twice_low) / 2.0
+    x = x - low
+    sign = 1.0
+    if x < 0.0:                   # reflect about `low` first
+        x = -x
+        sign = -1.0
+    r = x % (2.0 * span)
+    if r < span:                  # even number of flips
+        return r + low, sign
+    return 2.0 * span - r + low, -sign
+
+
+@register_jitable
+def source_index(coord, size, padding, align_corners):
+    """Grid value -> (pixel coordinate, d pixel / d grid value), padding applied.
+
+    Non-finite values and values so far out that no tap can hit the image come back
+    as (OUTSIDE, 0.0): every tap is then outside, which reads the fill value.
+    """
+    coord = float(coord)          # float64 math everywhere (also in the CUDA simulator)
+    if not math.isfinite(coord):
+        return OUTSIDE, 0.0
+    ix, g = unnormalize(coord, size, align_corners)
+    if padding == BORDER:
+        ix, gc = clip_coordinate(ix, size)
+        g = g * gc
+    elif padding == REFLECTION:
+        if align_corners:
+            ix, gr = reflect_coordinate(ix, 0.0, 2.0 * (size - 1))
+        else:
+            ix, gr = reflect_coordinate(ix, -1.0, 2.0 * size - 1.0)
+        ix, gc = clip_coordinate(ix, size)
+        g = g * gr * gc
+    # Range check BEFORE any float -> int conversion (also catches inf from overflow).
+    if not (ix > -2.0 and ix < size + 1.0):
+        return OUTSIDE, 0.0
+    return ix, g
+
+
+# ---------------------------------------------------------------------- taps ----
+@register_jitable
+def bilinear_taps(ix):
+    """Bilinear kernel, eq. (5), in its 4-tap form along one axis.
+
+    k(d) = max(0, 1 - |d|) is non-zero only at m = floor(ix) and floor(ix) + 1.
+    Returns (x0, w0, w1) with weights w0 = x1 - ix for x0 and w1 = ix - x0 for x1.
+    ix must already be range-checked (see ``source_index``).
+    """
+    x0 = math.floor(ix)
+    return x0, (x0 + 1.0) - ix, ix - x0
+
+
+@register_jitable
+def nearest_tap(ix):
+    """Nearest-integer kernel, eq. (4): the tap is ix rounded half to even (np.rint)."""
+    f = math.floor(ix)
+    d = ix - f                    # exact for |ix| < 2**52
+    if d > 0.5:
+        return f + 1
+    if d < 0.5:
+        return f
+    return f + (f & 1)            # a tie goes to the even neighbour
+
+
+@register_jitable
+def read(img, n, c, y, x, inside, fill):
+    """U[n, c, y, x] if the tap is inside the image, else the padding value."""
+    if inside:
+        return float(img[n, c, y, x])     # float64 arithmetic, whatever the dtype
+    return fill
+
+
+# ------------------------------------------------------ per-location routines ----
+@register_jitable
+def locate(gx, gy, H, W, padding, align_corners):
+    """(grid x, grid y) -> (ix, iy, dix/dgx, diy/dgy)."""
+    ix, mx = source_index(gx, W, padding, align_corners)
+    iy, my = source_index(gy, H, padding, align_corners)
+    return ix, iy, mx, my
+
+
+@register_jitable
+def sample_location(inp, out, n, ho, wo, gx, gy, mode, padding, align_corners, fill):
+    """Eq. (3) at one output location, all channels: out[n, :, ho, wo] = V_i."""
+    C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+    ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
+    if mode == NEAREST:
+        x = nearest_tap(ix)
+        y = nearest_tap(iy)
+        inside = 0 <= x < W and 0 <= y < H
+        for c in range(C):
+            out[n, c, ho, wo] = read(inp, n, c, y, x, inside, fill)
+        return
+    x0, wx0, wx1 = bilinear_taps(ix)
+    y0, wy0, wy1 = bilinear_taps(iy)
+    x1, y1 = x0 + 1, y0 + 1
+    # Which taps are inside is the same for every channel: decide it once.
+    in00 = 0 <= x0 < W and 0 <= y0 < H
+    in01 = 0 <= x1 < W and 0 <= y0 < H
+    in10 = 0 <= x0 < W and 0 <= y1 < H
+    in11 = 0 <= x1 < W and 0 <= y1 < H
+    for c in range(C):
+        v00 = read(inp, n, c, y0, x0, in00, fill)
+        v01 = read(inp, n, c, y0, x1, in01, fill)
+        v10 = read(inp, n, c, y1, x0, in10, fill)
+        v11 = read(inp, n, c, y1, x1, in11, fill)
+        out[n, c, ho, wo] = wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)
+
+
+@register_jitable
+def backward_location(grad_out, inp, grad_inp, n, ho, wo, gx, gy, mode, padding,
+                      align_corners, fill, need_input_grad):
+    """Backward at one output location, all channels.
+
+    Returns (dL/dgx, dL/dgy), eq. (7) chained with d(pixel)/d(grid). If
+    need_input_grad, also scatters eq. (6) into grad_inp[n] -- the caller must make
+    sure no other thread writes grad_inp[n] at the same time.
+    """
+    C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+    ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
+    if mode == NEAREST:
+        # Piecewise constant: dV/dx = 0 (almost everywhere), so only eq. (6).
+        if need_input_grad:
+            x = nearest_tap(ix)
+            y = nearest_tap(iy)
+            if 0 <= x < W and 0 <= y < H:
+                for c in range(C):
+                    grad_inp[n, c, y, x] += grad_out[n, c, ho, wo]
+        return 0.0, 0.0
+    x0, wx0, wx1 = bilinear_taps(ix)
+    y0, wy0, wy1 = bilinear_taps(iy)
+    x1, y1 = x0 + 1, y0 + 1
+    in00 = 0 <= x0 < W and 0 <= y0 < H
+    in01 = 0 <= x1 < W and 0 <= y0 < H
+    in10 = 0 <= x0 < W and 0 <= y1 < H
+    in11 = 0 <= x1 < W and 0 <= y1 < H
+    dx = 0.0
+    dy = 0.0
+    for c in range(C):
+        g = float(grad_out[n, c, ho, wo])
+        v00 = read(inp, n, c, y0, x0, in00, fill)
+        v01 = read(inp, n, c, y0, x1, in01, fill)
+        v10 = read(inp, n, c, y1, x0, in10, fill)
+        v11 = read(inp, n, c, y1, x1, in11, fill)
+        # eq. (7): d/dix of the 4-tap sum; dw0/dix = -1, dw1/dix = +1.
+        dx += g * (wy0 * (v01 - v00) + wy1 * (v11 - v10))
+        dy += g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
+        if need_input_grad:
+            # eq. (6): dV/dU_nm is the kernel weight of tap (n, m).
+            if in00:
+                grad_inp[n, c, y0, x0] += g * (wy0 * wx0)
+            if in01:
+                grad_inp[n, c, y0, x1] += g * (wy0 * wx1)
+            if in10:
+                grad_inp[n, c, y1, x0] += g * (wy1 * wx0)
+            if in11:
+                grad_inp[n, c, y1, x1] += g * (wy1 * wx1)
+    return dx * mx, dy * my
+
+
+@register_jitable
+def grid_grad_location(grad_out, inp, n, ho, wo, gx, gy, mode, padding,
+                       align_corners, fill):
+    """Eq. (7) only: (dL/dgx, dL/dgy) at one output location, summed over channels."""
+    # `inp` stands in for grad_inp: with need_input_grad=False it is never written.
+    return backward_location(grad_out, inp, inp, n, ho, wo, gx, gy, mode, padding,
+                             align_corners, fill, False)
+
+
+@register_jitable
+def input_grad_location(grad_out, grad_inp, n, c, ho, wo, gx, gy, mode, padding,
+                        align_corners):
+    """Eq. (6) only, ONE channel: scatter grad_out[n, c, ho, wo] into grad_inp[n, c]."""
+    H, W = grad_inp.shape[2], grad_inp.shape[3]
+    ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
+    g = float(grad_out[n, c, ho, wo])
+    if mode == NEAREST:
+        x = nearest_tap(ix)
+        y = nearest_tap(iy)
+        if 0 <= x < W and 0 <= y < H:
+            grad_inp[n, c, y, x] += g
+        return
+    x0, wx0, wx1 = bilinear_taps(ix)
+    y0, wy0, wy1 = bilinear_taps(iy)
+    x1, y1 = x0 + 1, y0 + 1
+    if 0 <= y0 < H:
+        if 0 <= x0 < W:
+            grad_inp[n, c, y0, x0] += g * (wy0 * wx0)
+        if 0 <= x1 < W:
+            grad_inp[n, c, y0, x1] += g * (wy0 * wx1)
+    if 0 <= y1 < H:
+        if 0 <= x0 < W:
+            grad_inp[n, c, y1, x0] += g * (wy1 * wx0)
+        if 0 <= x1 < W:
+            grad_inp[n, c, y1, x1] += g * (wy1 * wx1)
+
+
+# ------------------------------------------------------------ affine grid ----
+@register_jitable
+def base_coordinate(i, size, align_corners):
+    """i-th of `size` base coordinates of eq. (1): linspace(-1, 1, size), times
+    (size-1)/size when align_corners=False (pixel centres); 0 for size 1."""
+    if size <= 1:
+        return 0.0
+    v = -1.0 + 2.0 * i / (size - 1)
+    if not align_corners:
+        v = v * (size - 1) / size
+    return v

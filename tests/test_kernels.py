@@ -1,0 +1,137 @@
+"""The kernel backends (reference, numpy, numba) against each other, on plain arrays."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, HealthCheck
+
+from minstn.kernels import cpu, numpy_backend, pixel, reference
+from strategies import MODES, PADDINGS, assert_close, run_backend, sampler_cases
+
+BACKENDS = {"reference": reference, "numpy": numpy_backend, "numba": cpu}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sampler_cases())
+def test_backends_agree(case):
+    """Output, grad_input, grad_grid and grad_theta agree across every CPU backend."""
+    results = {name: run_backend(k, case) for name, k in BACKENDS.items()}
+    ref = results["reference"]
+    for name in ("numpy", "numba"):
+        for key, value in results[name].items():
+            assert_close(value, ref[key], case["dtype"], f"{name} {key} {case['opts']}")
+
+
+def test_integer_coordinates_share_the_right_hand_derivative():
+    """At exact integer pixel coordinates every backend gives the right-hand derivative."""
+    u = np.array([[[[0.0, 1.0, 4.0, 9.0]]]])               # U_m = m^2 along x
+    grid = np.zeros((1, 1, 1, 2))
+    grid[..., 0] = 2 * 1 / 3 - 1                              # ix = 1 with align_corners=True
+    go = np.ones((1, 1, 1, 1))
+    for name, k in BACKENDS.items():
+        _, gg = k.grid_sample_backward(go, u, grid, "bilinear", "zeros", True)
+        # d ix / d x = (W - 1) / 2 = 1.5; right-hand slope U_2 - U_1 = 3
+        assert gg[0, 0, 0, 0] == pytest.approx(3 * 1.5, abs=1e-12), name
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_identity_reproduces_input(name, align_corners, dtype):
+    k = BACKENDS[name]
+    u = np.random.default_rng(0).standard_normal((2, 3, 5, 7)).astype(dtype)
+    theta = np.tile(np.array([[1.0, 0, 0], [0, 1.0, 0]], dtype=dtype), (2, 1, 1))
+    grid = k.affine_grid_forward(theta, u.shape, align_corners)
+    for padding in PADDINGS:
+        out = k.grid_sample_forward(u, grid, "bilinear", padding, align_corners)
+        np.testing.assert_allclose(out, u, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_nonfinite_and_huge_grid_values_read_outside(name):
+    k = BACKENDS[name]
+    u = np.random.default_rng(1).standard_normal((1, 2, 3, 4))
+    bad = [np.nan, np.inf, -np.inf, 1e30, -1e30, 1e308]
+    grid = np.zeros((1, 1, len(bad), 2))
+    grid[0, 0, :, 0] = bad
+    go = np.ones((1, 2, 1, len(bad)))
+    for mode in MODES:
+        for padding in PADDINGS:
+            for ac in (True, False):
+                out = k.grid_sample_forward(u, grid, mode, padding, ac, fill_value=0.5)
+                gi, gg = k.grid_sample_backward(go, u, grid, mode, padding, ac, fill_value=0.5)
+                assert np.isfinite(out).all() and np.isfinite(gi).all() and np.isfinite(gg).all()
+                if padding == "zeros":
+                    np.testing.assert_allclose(out[..., :3], 0.5)     # NaN, +-inf: fill
+                    np.testing.assert_allclose(out[..., 3:], 0.5)     # far outside: fill
+                else:
+                    np.testing.assert_allclose(out[..., :3], 0.0)     # non-finite: outside
+                np.testing.assert_array_equal(gg[..., :3, :], 0.0)
+
+
+@pytest.mark.parametrize("name", list(BACKENDS))
+def test_empty_batch_and_one_pixel_images(name):
+    k = BACKENDS[name]
+    for size in [(0, 2, 3, 3), (2, 1, 1, 1)]:
+        theta = np.tile(np.array([[0.5, 0.1, 0.2], [0.0, 1.0, -0.3]]), (size[0], 1, 1))
+        grid = k.affine_grid_forward(theta, size, False)
+        assert grid.shape == (size[0], size[2], size[3], 2)
+        u = np.ones((size[0], size[1], 1, 1))
+        for padding in PADDINGS:
+            out = k.grid_sample_forward(u, grid, "bilinear", padding, False)
+            gi, gg = k.grid_sample_backward(np.ones_like(out), u, grid, "bilinear", padding, False)
+            assert out.shape == size and gi.shape == u.shape and gg.shape == grid.shape
+            assert k.affine_grid_backward(gg, size, False).shape == (size[0], 2, 3)
+
+
+def test_need_flags_skip_work():
+    u = np.random.default_rng(2).standard_normal((2, 2, 4, 4))
+    grid = np.random.default_rng(3).uniform(-1.2, 1.2, (2, 3, 3, 2))
+    go = np.ones((2, 2, 3, 3))
+    for k in BACKENDS.values():
+        gi, gg = k.grid_sample_backward(go, u, grid, "bilinear", "zeros", False, need_grid_grad=False)
+        assert gg is None and gi is not None
+        gi2, gg2 = k.grid_sample_backward(go, u, grid, "bilinear", "zeros", False, need_input_grad=False)
+        assert gi2 is None and gg2 is not None
+
+
+def test_pixel_functions_run_as_plain_python():
+    assert pixel.unnormalize(1.0, 5, True) == (4.0, 2.0)
+    assert pixel.unnormalize(-1.0, 4, False) == (-0.5, 2.0)
+    assert pixel.nearest_tap(2.5) == 2 and pixel.nearest_tap(3.5) == 4 and pixel.nearest_tap(-0.5) == 0
+    # reflection over [-0.5, 3.5] (W = 4, align_corners=False): -1 -> 0, 4.5 -> 2.5
+    assert pixel.reflect_coordinate(-1.0, -1.0, 7.0) == (0.0, -1.0)
+    assert pixel.reflect_coordinate(4.5, -1.0, 7.0) == (2.5, -1.0)
+    assert pixel.source_index(float("nan"), 4, pixel.BORDER, True) == (pixel.OUTSIDE, 0.0)
+
+
+def test_numba_kernels_under_boundscheck(tmp_path):
+    """Run the numba kernels with NUMBA_BOUNDSCHECK=1 (set before anything compiles)."""
+    code = textwrap.dedent("""
+        import numpy as np
+        from minstn.kernels import cpu
+        rng = np.random.default_rng(0)
+        u = rng.standard_normal((2, 2, 3, 2))
+        vals = [np.nan, np.inf, -np.inf, 1e30, -1e30, 1e308, -1.0, 1.0, 0.0, 1.5, -1.5, -0.999, 0.999]
+        grid = rng.choice(vals, size=(2, 4, 5, 2))
+        go = rng.standard_normal((2, 2, 4, 5))
+        for mode in ("bilinear", "nearest"):
+            for pad in ("zeros", "border", "reflection"):
+                for ac in (True, False):
+                    out = cpu.grid_sample_forward(u, grid, mode, pad, ac, 0.5)
+                    gi, gg = cpu.grid_sample_backward(go, u, grid, mode, pad, ac, 0.5)
+                    cpu.grid_sample_backward(go, u, grid, mode, pad, ac, 0.5, need_input_grad=False)
+                    assert np.isfinite(out).all() and np.isfinite(gi).all() and np.isfinite(gg).all()
+        th = rng.standard_normal((2, 2, 3))
+        cpu.affine_grid_backward(cpu.affine_grid_forward(th, (2, 1, 3, 1), True), (2, 1, 3, 1), True)
+        print("ok")
+    """)
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
