@@ -1,0 +1,242 @@
+"""The layers, with PyTorch's names, weight shapes and default initialisation.
+
+Each layer only owns its parameters and settings; the maths lives in
+:mod:`minstn.nn.functional_layers` (or :mod:`minstn.functional`), one call per
+``forward``. Default initialisation follows PyTorch: ``kaiming_uniform_(a=sqrt(5))``
+for weights, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same range for
+biases, all drawn from the shared generator (``mt.manual_seed``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import functional as _F
+from . import functional_layers as FL
+from . import init
+from .module import Module, Parameter
+
+__all__ = [
+    "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Tanh", "Sigmoid",
+    "Dropout", "Flatten", "Sequential", "BatchNorm2d",
+]
+
+
+def _reset_like_pytorch(weight: Parameter, bias) -> None:
+    """PyTorch's ``reset_parameters`` for Linear and Conv2d."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))  # = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    if bias is not None:
+        fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        init.uniform_(bias, -bound, bound)
+
+
+class Identity(Module):
+    """Returns its input: a placeholder (e.g. "no localisation layers")."""
+
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """``y = x W^T + b``; ``weight`` is (out_features, in_features), ``bias`` (out_features,)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(out_features, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _reset_like_pytorch(self.weight, self.bias)
+
+    def forward(self, x):
+        return FL.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution; ``weight`` is (out_channels, in_channels, kh, kw)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
+        super().__init__()
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = FL.pair(kernel_size, "kernel_size")
+        self.stride = FL.pair(stride, "stride")
+        self.padding = FL.pair(padding, "padding")
+        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=np.float32))
+        if bias:
+            self.bias = Parameter(np.empty(out_channels, dtype=np.float32))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _reset_like_pytorch(self.weight, self.bias)
+
+    def forward(self, x):
+        return FL.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        if self.padding != (0, 0):
+            s += f", padding={self.padding}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class MaxPool2d(Module):
+    """Max over ``kernel_size`` windows every ``stride`` pixels (default: ``kernel_size``)."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+
+    def forward(self, x):
+        return FL.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class AvgPool2d(Module):
+    """Mean over ``kernel_size`` windows every ``stride`` pixels (default: ``kernel_size``)."""
+
+    def __init__(self, kernel_size, stride=None):
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+
+    def forward(self, x):
+        return FL.avg_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return _F.relu(x)
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return _F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return _F.sigmoid(x)
+
+
+class Dropout(Module):
+    """Zero each element with probability ``p`` while training; identity in eval mode."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return _F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Flatten(Module):
+    """Merge dimensions ``start_dim..end_dim`` (default: all but the batch)."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Sequential(Module):
+    """Apply the given modules in order. Children are named ``"0"``, ``"1"``...
+
+    or by the keys of an OrderedDict, as in PyTorch.
+    """
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, m in modules[0].items():
+                self.add_module(name, m)
+        else:
+            for i, m in enumerate(modules):
+                self.add_module(str(i), m)
+
+    def forward(self, x):
+        for m in self._modules.values():
+            x = m(x)
+        return x
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def __getitem__(self, index):
+        items = list(self._modules.values())
+        if isinstance(index, slice):
+            return Sequential(*items[index])
+        return items[index]
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+
+class BatchNorm2d(Module):
+    """Per-channel batch normalisation of (N, C, H, W) input (Ioffe & Szegedy 2015).
+
+    Parameters ``weight`` (ones) and ``bias`` (zeros); buffers ``running_mean``
+    (zeros), ``running_var`` (ones) and ``num_batches_tracked``, PyTorch's names.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum, self.affine = int(num_features), eps, momentum, affine
+        if affine:
+            self.weight = Parameter(np.ones(num_features, dtype=np.float32))
+            self.bias = Parameter(np.zeros(num_features, dtype=np.float32))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.register_buffer("running_mean", np.zeros(num_features, dtype=np.float32))
+        self.register_buffer("running_var", np.ones(num_features, dtype=np.float32))
+        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+
+    def forward(self, x):
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm2d({self.num_features}) expects input (N, {self.num_features}, H, W), got {x.shape}")
+        if self.training:
+            self.num_batches_tracked.data += 1
+        return FL.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias,
+            training=self.training, momentum=self.momentum, eps=self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+

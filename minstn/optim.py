@@ -1,0 +1,204 @@
+"""Optimisers and a learning-rate schedule, with PyTorch's names and update formulas.
+
+An optimiser holds references to Parameters (grouped in ``param_groups``, each
+with its own hyper-parameters such as ``lr``) and, on ``step()``, changes their
+``.data`` in place using their ``.grad``. Parameters whose ``grad`` is None (not
+used in this forward pass) are left alone.
+
+The paper trains with plain SGD, lr 0.01 divided by 10 every 50k iterations
+(Jaderberg et al. 2015, appendix): ``SGD(model.parameters(), lr=0.01)`` plus
+``StepLR(opt, step_size=50_000, gamma=0.1)`` stepped once per iteration.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .autograd import Tensor, no_grad
+
+__all__ = ["Optimizer", "SGD", "Adam", "StepLR"]
+
+
+class Optimizer:
+    """Base class: parameter groups, ``zero_grad``, ``state_dict``.
+
+    ``params`` is an iterable of Parameters, or of dicts ``{"params": [...], "lr": ...}``
+    (one per group; missing settings come from ``defaults``).
+    """
+
+    def __init__(self, params, defaults: dict):
+        self.defaults = dict(defaults)
+        self.param_groups = []
+        self.state = {}  # id(param) -> per-parameter state (momentum buffers, moments)
+        params = list(params)
+        if not params:
+            raise ValueError("optimiser got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        group = dict(group)
+        ps = group["params"]
+        group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimiser can only update Tensors, got {type(p).__name__}")
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.param_groups.append(group)
+
+    def zero_grad(self) -> None:
+        """Forget the gradients (``grad = None``) before the next backward."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def _params_with_grad(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    yield group, p
+
+    def step(self) -> None:
+        """One update of every parameter that has a gradient."""
+        with no_grad():
+            for group, p in self._params_with_grad():
+                self._update(group, p, self.state.setdefault(id(p), {}))
+
+    def _update(self, group: dict, p: Tensor, state: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # --- saving: parameters are referred to by their position, as in PyTorch ---
+    def _all_params(self):
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def state_dict(self) -> dict:
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}`` (copies)."""
+        index = {id(p): i for i, p in enumerate(self._all_params())}
+        state = {index[k]: copy.deepcopy(v) for k, v in self.state.items() if k in index}
+        groups = []
+        for group in self.param_groups:
+            g = {k: v for k, v in group.items() if k != "params"}
+            g["params"] = [index[id(p)] for p in group["params"]]
+            groups.append(g)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+            len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)
+        ):
+            raise ValueError("optimiser state_dict has a different number of parameter groups or parameters")
+        params = self._all_params()
+        for g, own in zip(groups, self.param_groups):
+            own.update({k: v for k, v in g.items() if k != "params"})
+        self.state = {id(params[int(i)]): copy.deepcopy(v) for i, v in state_dict["state"].items()}
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for k in sorted(k for k in group if k != "params"):
+                lines.append(f"    {k}: {group[k]}")
+        return "\n".join(lines) + "\n)"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional momentum and weight decay.
+
+    PyTorch's formula (note: lr multiplies the buffer, not the gradient)::
+
+        g = grad + weight_decay * p
+        buf = g                         (first step)
+        buf = momentum * buf + g        (later steps)
+        p  -= lr * buf                  (p -= lr * g without momentum)
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0, got {lr}, {momentum}, {weight_decay}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+
+    def _update(self, group, p, state):
+        g = p.grad
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p.data
+        if group["momentum"]:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = np.array(g, dtype=p.dtype)
+            else:
+                buf *= group["momentum"]
+                buf += g
+            g = buf
+        p.data -= (group["lr"] * g).astype(p.dtype, copy=False)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), PyTorch's formula::
+
+        g  = grad + weight_decay * p
+        m  = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g^2
+        p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0):
+        if lr < 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
+            raise ValueError(f"Adam: need lr >= 0 and betas in [0, 1), got lr={lr}, betas={betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def _update(self, group, p, state):
+        g = p.grad
+        if group["weight_decay"]:
+            g = g + group["weight_decay"] * p.data
+        b1, b2 = group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = np.zeros_like(p.data)
+            state["exp_avg_sq"] = np.zeros_like(p.data)
+        state["step"] += 1
+        t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        step_size = group["lr"] / (1 - b1**t)
+        denom = np.sqrt(v) / np.sqrt(1 - b2**t) + group["eps"]
+        p.data -= (step_size * m / denom).astype(p.dtype, copy=False)
+
+
+class StepLR:
+    """Multiply every group's lr by ``gamma`` every ``step_size`` calls of ``step()``.
+
+    ``lr = initial_lr * gamma ** (step_count // step_size)``. Call ``step()`` once
+    per iteration (the paper's "every 50k iterations") or once per epoch.
+    """
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
+        if step_size < 1:
+            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        self.optimizer, self.step_size, self.gamma = optimizer, int(step_size), float(gamma)
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = 0
+
+    def get_last_lr(self) -> list:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    def step(self) -> None:
+        self.last_epoch += 1
+        factor = self.gamma ** (self.last_epoch // self.step_size)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+    def state_dict(self) -> dict:
+        return {"step_size": self.step_size, "gamma": self.gamma, "base_lrs": list(self.base_lrs),
+                "last_epoch": self.last_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.step_size, self.gamma = state_dict["step_size"], state_dict["gamma"]
+        self.base_lrs, self.last_epoch = list(state_dict["base_lrs"]), state_dict["last_epoch"]
