@@ -1,0 +1,230 @@
+# %% [markdown]
+# # 09 · The kernels: reference, NumPy, Numba, CUDA
+#
+# The same sampler, eq. (3)-(7), is written four times in `minstn/kernels/`:
+#
+# | backend | file | what it does |
+# | --- | --- | --- |
+# | `"reference"` | `reference.py` | eq. (3)-(7) literally: every output against **every** input pixel, as `np.einsum` sums |
+# | `"numpy"` | `numpy_backend.py` | the 4-tap form, vectorised: gather 4 taps for all points at once, `np.add.at` to scatter |
+# | `"numba"` | `cpu.py` + `pixel.py` | plain Python loops over output locations, compiled by Numba, run in parallel threads |
+# | `"cuda"` | `cuda.py` + `pixel.py` | one GPU thread per output location; the per-pixel maths is the same `pixel.py` |
+#
+# They are interchangeable: `mt.set_backend(name)` or `with mt.use_backend(name):`.
+#
+# **You will learn**
+#
+# 1. to switch backends and check that they agree (forward and both gradients);
+# 2. to read a Numba kernel: `@njit(parallel=True)`, `prange`, and a per-pixel
+#    function shared with the GPU;
+# 3. *why* each is faster than the one before, with timings measured here, on
+#    your machine;
+# 4. to run the CUDA kernels on a GPU, or in Numba's CUDA simulator
+#    (`NUMBA_ENABLE_CUDASIM=1`, slow, for correctness only) when there is no GPU.
+
+# %%
+import inspect
+import os
+import time
+
+import numpy as np
+from matplotlib.figure import Figure
+
+import minstn as mt
+import minstn.functional as F
+from _course import FAST, savefig
+from minstn.kernels import cpu, pixel
+
+rng = np.random.default_rng(0)
+
+
+def problem(N, C, H, W, dtype=np.float64):
+    """A batch of images and a random affine grid near the identity."""
+    U = rng.random((N, C, H, W)).astype(dtype)
+    theta = np.tile(np.eye(2, 3), (N, 1, 1)) + 0.2 * rng.standard_normal((N, 2, 3))
+    grid = F.affine_grid(theta.astype(dtype), (N, C, H, W)).numpy()
+    return U, grid
+
+
+def forward_backward(backend, U, grid):
+    """V, dL/dU, dL/dgrid on one backend, for L = sum(V * G) with a fixed G."""
+    with mt.use_backend(backend):
+        u = mt.tensor(U, requires_grad=True)
+        g = mt.tensor(grid, requires_grad=True)
+        V = F.grid_sample(u, g)
+        V.backward(np.cos(np.arange(V.size)).reshape(V.shape).astype(V.dtype))
+    return V.numpy(), u.grad, g.grad
+
+
+# %% [markdown]
+# ## 1. Same numbers on every backend
+#
+# The reference backend is the oracle: it evaluates the printed equations with no
+# cleverness at all. Every other backend must agree with it to rounding error.
+
+# %%
+U, grid = problem(2, 3, 12, 10)
+results = {name: forward_backward(name, U, grid) for name in ("reference", "numpy", "numba")}
+for name in ("numpy", "numba"):
+    diffs = [np.abs(a - b).max() for a, b in zip(results[name], results["reference"])]
+    print(f"{name:6s} vs reference: max |diff| V {diffs[0]:.1e}, dL/dU {diffs[1]:.1e}, dL/dgrid {diffs[2]:.1e}")
+
+# %% [markdown]
+# ## 2. Reading a Numba kernel
+#
+# Here is the forward kernel of the CPU backend, in full:
+
+# %%
+print(inspect.getsource(cpu._forward_kernel.py_func))
+
+# %% [markdown]
+# How to read it:
+#
+# * `@njit(parallel=True, cache=True)`: compile this Python function to machine
+#   code the first time it is called with given argument types (`nopython`: no
+#   Python objects inside, so loops run at C speed); `parallel=True` lets
+#   `prange` split its iterations across threads; `cache=True` stores the
+#   compiled code on disk, so the next process skips compilation.
+# * `for k in prange(N * Ho)`: one iteration per output *row*; each writes only
+#   its own outputs, so the threads never race.
+# * `pixel.sample_location(...)`: the per-location maths (normalise, pick the 4
+#   taps, weight them), written **once** in `pixel.py` as plain Python marked
+#   `@register_jitable`. Numba inlines it here, and `cuda.py` compiles the same
+#   function as a GPU device function. Below, the bilinear taps, eq. (5):
+
+# %%
+print(inspect.getsource(pixel.bilinear_taps.py_func if hasattr(pixel.bilinear_taps, "py_func")
+                        else pixel.bilinear_taps))
+
+# %% [markdown]
+# The backward is harder: dL/dU (eq. 6) is a **scatter**: two output locations
+# may add into the same input pixel. The CPU kernel gives each thread a whole
+# image (`prange(N)`), so no two threads ever touch the same pixel. The CUDA
+# kernel does something similar per (n, c) plane, to stay deterministic without
+# atomics (read the docstrings of `cpu.py` and `cuda.py`).
+
+# %% [markdown]
+# ## 3. Timings, measured here
+#
+# Forward + backward of `grid_sample` for a batch of images of growing size.
+# First call on Numba includes compilation (or loading it from the cache); we
+# time that separately and then take the best of a few repetitions.
+
+# %%
+def best_time(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+t = time.perf_counter()
+forward_backward("numba", *problem(1, 1, 5, 5, np.float32))
+print(f"first Numba call (compile or load from cache): {time.perf_counter() - t:.2f} s")
+
+N_BATCH = 8 if FAST else 32
+sizes = [8, 16, 28] if FAST else [8, 16, 28, 42, 60]
+REF_MAX = 28  # the reference costs O(H_out W_out H W): beyond this it is just slow
+repeats = 2 if FAST else 5
+timings = {"reference": {}, "numpy": {}, "numba": {}}
+for S in sizes:
+    U, grid = problem(N_BATCH, 1, S, S, np.float32)
+    for name in timings:
+        if name == "reference" and S > REF_MAX:
+            continue
+        timings[name][S] = best_time(lambda: forward_backward(name, U, grid), repeats)
+    print(f"{S:3d}x{S:<3d} " + "  ".join(f"{n} {1e3 * timings[n][S]:8.2f} ms" for n in timings if S in timings[n]))
+
+print(f"(Numba threads: {os.environ.get('NUMBA_NUM_THREADS', 'all cores')}; on a shared machine "
+      "timings vary, ratios less)")
+
+# %%
+fig = Figure(figsize=(5, 3.6), layout="constrained")
+ax = fig.subplots()
+for name, marker in zip(timings, "osd"):
+    xs = sorted(timings[name])
+    ax.loglog(xs, [1e3 * timings[name][s] for s in xs], marker=marker, label=name)
+ax.minorticks_off()
+ax.set_xticks(sizes, [str(s) for s in sizes])
+ax.set_xlabel("image side S (batch of %d, S x S -> S x S)" % N_BATCH)
+ax.set_ylabel("forward + backward, ms (best of %d)" % repeats)
+ax.set_title("grid_sample on this machine", fontsize=10)
+ax.legend()
+savefig(fig, "09_timings")
+
+# %% [markdown]
+# Why each is faster than the one before:
+#
+# * **reference -> NumPy**: the reference multiplies every output location by
+#   every input pixel, `O(H_out W_out H W)` work, almost all of it times a zero
+#   weight. The 4-tap form does `O(H_out W_out)`: for a 28x28 image that is about
+#   200 times less work.
+# * **NumPy -> Numba**: NumPy evaluates one array expression at a time, writing
+#   each intermediate (pixel coordinates, floors, 4 weights, 4 gathers...) to
+#   memory and reading it back; `np.add.at` (the scatter) is notoriously slow.
+#   The Numba loop keeps all of that in registers, one output location at a time,
+#   and splits the locations over threads.
+# * **Numba -> CUDA**: thousands of GPU threads, one per output location. The host
+#   functions here copy arrays to and from the GPU on every call, so for small
+#   batches the copies dominate; a training loop that keeps arrays on the device
+#   would not pay them.
+
+# %% [markdown]
+# ## 4. CUDA: on a GPU, or in the simulator
+#
+# This part runs only when a CUDA GPU is usable or `NUMBA_ENABLE_CUDASIM=1` is set
+# in the environment *before* Python starts (for example
+# `NUMBA_ENABLE_CUDASIM=1 python tutorials/09_kernels.py`). The simulator runs
+# each GPU thread as a Python thread: very slow, so we use a tiny problem and
+# check correctness only.
+
+# %%
+cuda_result = None
+try:
+    mt.set_backend("cuda")
+    mt.set_backend("numba")
+    cuda_ok, why = True, ""
+except (ImportError, RuntimeError) as error:
+    cuda_ok, why = False, str(error).splitlines()[0]
+simulated = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+if cuda_ok:
+    U_small, grid_small = problem(2, 2, 6, 5)
+    cuda_result = forward_backward("cuda", U_small, grid_small)
+    ref = forward_backward("reference", U_small, grid_small)
+    cuda_diff = max(np.abs(a - b).max() for a, b in zip(cuda_result, ref))
+    print(f"CUDA ({'simulator' if simulated else 'GPU'}) vs reference: max |diff| {cuda_diff:.1e}")
+    if not simulated:
+        U, grid = problem(N_BATCH, 1, 60, 60, np.float32)
+        forward_backward("cuda", U, grid)  # compile
+        print(f"CUDA 60x60, batch {N_BATCH}: {1e3 * best_time(lambda: forward_backward('cuda', U, grid), 5):.2f} ms"
+              " (including host <-> device copies)")
+else:
+    print("CUDA part skipped:", why)
+
+# %% [markdown]
+# ## What you should have seen (checked)
+
+# %%
+for name in ("numpy", "numba"):
+    for a, b in zip(results[name], results["reference"]):
+        assert np.allclose(a, b, atol=1e-10), name
+if cuda_result is not None:
+    assert cuda_diff < 1e-10
+largest = max(s for s in timings["reference"])
+# At the largest size the reference ran, both 4-tap backends beat it.
+assert timings["numpy"][largest] < timings["reference"][largest]
+assert timings["numba"][largest] < timings["reference"][largest]
+print("09: all checks passed")
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Run the timings with `NUMBA_NUM_THREADS=1` and then with all cores
+#    (`NUMBA_NUM_THREADS` unset): `NUMBA_NUM_THREADS=1 python tutorials/09_kernels.py`.
+#    *Check*: the Numba time at the largest size drops by roughly the number of
+#    free cores; the others do not change.
+# 2. Time float32 against float64 (change the `dtype` in `problem`). *Check*:
+#    all backends stay within 1e-5 of each other in float32, and the reference
+#    gets no faster (it computes in float64 internally).
