@@ -2,10 +2,13 @@
 
     python benchmarks/sampler.py [--repeats 7]
 
-Times the forward and the forward+backward of every CPU backend (reference only at a
-tiny size) on three shapes, and PyTorch's F.affine_grid/F.grid_sample on the same
-arrays in the same run when torch is installed. Reports the median of the repeats,
-after a warm-up call (which also triggers Numba's JIT compilation).
+Times the forward and the forward+backward of the CPU backends (``--backends``,
+default numpy and numba; reference only at a tiny size) on three shapes, and PyTorch's
+F.affine_grid/F.grid_sample on the same arrays in the same run when torch is
+installed, with as many threads as Numba. The timed calls are INTERLEAVED (one call
+of each contender in turn, repeated), so that load from other jobs on a shared
+machine hits every contender alike. Reports the median of the repeats, after a
+warm-up call (which also triggers Numba's JIT compilation).
 """
 import argparse
 import os
@@ -36,14 +39,17 @@ def make_case(shape, seed=0):
     return theta, u, go, (N, C, Ho, Wo)
 
 
-def median_ms(fn, repeats):
-    fn()                                   # warm-up (JIT compile, caches)
-    times = []
+def interleaved_median_ms(fns, repeats):
+    """{key: fn} -> {key: median ms}; every fn warmed up once, then called in turn."""
+    for fn in fns.values():
+        fn()                               # warm-up (JIT compile, caches)
+    times = {key: [] for key in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for key, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[key].append(time.perf_counter() - t0)
+    return {key: 1e3 * statistics.median(t) for key, t in times.items()}
 
 
 def minstn_fns(name, theta, u, go, size):
@@ -86,9 +92,13 @@ def torch_fns(torch, theta, u, go, size):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--backends", nargs="+", default=["numpy", "numba"])
+    p.add_argument("--no-tiny", action="store_true", help="skip the tiny shape")
     args = p.parse_args(argv)
     import numba
     print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average: "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs; python {platform.python_version()}, numpy {np.__version__}, "
           f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
@@ -104,15 +114,17 @@ def main(argv=None):
              f"{'torch/this fwd':>16}{'torch/this f+b':>16}"
     print(header)
     print("-" * len(header))
-    for shape in [TINY] + SHAPES:
+    for shape in ([] if args.no_tiny else [TINY]) + SHAPES:
         theta, u, go, size = make_case(shape)
         label = f"{shape[0]},{shape[1]},{shape[2]}x{shape[3]}->{shape[4]}x{shape[5]}"
-        rows = {}
-        names = ["reference", "numpy", "numba"] if shape == TINY else ["numpy", "numba"]
+        names = (["reference"] if shape == TINY else []) + list(args.backends)
+        fns = {}
         for name in names:
-            rows[name] = [median_ms(f, args.repeats) for f in minstn_fns(name, theta, u, go, size)]
+            fns[name, 0], fns[name, 1] = minstn_fns(name, theta, u, go, size)
         if torch is not None:
-            rows["torch"] = [median_ms(f, args.repeats) for f in torch_fns(torch, theta, u, go, size)]
+            fns["torch", 0], fns["torch", 1] = torch_fns(torch, theta, u, go, size)
+        ms = interleaved_median_ms(fns, args.repeats)
+        rows = {name: (ms[name, 0], ms[name, 1]) for name in names + (["torch"] if torch else [])}
         for name, (f, fb) in rows.items():
             ratio = ""
             if torch is not None and name != "torch":

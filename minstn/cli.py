@@ -79,23 +79,23 @@ def add_train(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", default=None, help="folder with MNIST IDX files")
     p.add_argument("--dataset", choices=("mnist", "glyphs"), default=None,
-                   help="digits to use (default: MNIST if found, else the embedded glyphs)")
+                   help="digits to use; unset: MNIST if found, else the embedded glyphs")
     p.add_argument("--distortion", choices=DISTORTIONS, default=d.distortion,
                    help="none, or a distortion of section 4.1: rotated, rot+trans+scale (42 px), "
                         "projective, elastic, translated-cluttered (60 px)")
-    p.add_argument("--model", choices=MODELS, default=d.model)
+    p.add_argument("--model", choices=MODELS, default=d.model, help="classifier of section 4.1")
     p.add_argument("--transform", choices=("affine", "attention", "projective", "tps"), default=d.transform,
                    help="the ST models' transformation")
-    p.add_argument("--epochs", type=positive_int, default=d.epochs)
-    p.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the training digits")
+    p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="digits per SGD step")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="learning rate")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="update rule")
     p.add_argument("--momentum", type=non_negative_float, default=d.momentum, help="SGD momentum")
-    p.add_argument("--seed", type=non_negative_int, default=d.seed)
+    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="seed of weights, split, distortions")
     p.add_argument("--train-size", type=positive_int, default=d.train_size, help="at most this many training digits")
     p.add_argument("--test-size", type=positive_int, default=d.test_size, help="at most this many test digits")
     p.add_argument("--out", default=d.out, help="output folder (checkpoint, metrics.json, figures)")
-    p.add_argument("--backend", choices=BACKENDS, default=None, help="sampler backend (default: numba)")
+    p.add_argument("--backend", choices=BACKENDS, default=None, help="sampler backend; unset: the current one (numba)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_train)
 

@@ -1,4 +1,6 @@
 """The autograd layer: AffineGrid / GridSample Functions, validation, gradcheck, torch."""
+import zlib
+
 import numpy as np
 import pytest
 
@@ -33,7 +35,7 @@ def _off_kink_grid(rng, shape, H, W, padding, align_corners):
 @pytest.mark.parametrize("padding", PADDINGS)
 @pytest.mark.parametrize("align_corners", [True, False])
 def test_gradcheck_grid_sample(mode, padding, align_corners):
-    rng = np.random.default_rng(hash((mode, padding, align_corners)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{mode}-{padding}-{align_corners}".encode()))
     N, C, H, W, Ho, Wo = 2, 2, 4, 5, 3, 3
     u = mt.tensor(rng.standard_normal((N, C, H, W)), requires_grad=True, dtype=np.float64)
     g = _off_kink_grid(rng, (N, Ho, Wo), H, W, padding, align_corners)

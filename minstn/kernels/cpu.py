@@ -3,6 +3,7 @@
 Each kernel below is a loop nest; the body at one output location is a call into
 ``pixel.py`` (compiled by ``numba.njit`` where it is used). How the work is split:
 
+* affine grid (eq. (1)) and its gradient: plain serial loops (see ``SERIAL_JIT``).
 * forward and grid gradient: ``prange`` over the N * H_out output rows. Every output
   location writes only its own output/grad_grid entries: no races. The grid gradient
   of eq. (7) is summed over channels in registers.
@@ -15,17 +16,62 @@ Each kernel below is a loop nest; the body at one output location is a call into
 
 Small ints for mode/padding and C-contiguous arrays keep the compiled signatures to
 one per dtype (float32, float64) per kernel; ``cache=True`` keeps them on disk.
+
+Performance notes (issue 9, measured in ``benchmarks/RESULTS.md``):
+
+* ``error_model="numpy"``: a float division by zero gives inf/nan instead of raising,
+  so Numba does not put a zero test in front of every division. No result changes:
+  every divisor in ``pixel.py`` is a non-zero size or a constant.
+* no ``fastmath``: the float64 kernels must agree with the reference to 1e-10, and
+  reassociation would also make the taps depend on the compiler.
+* small inputs run on ONE thread (``_serial_if_small``): starting a parallel region
+  costs ~10 us on an idle machine and milliseconds on a loaded one, more than the
+  whole loop on a few thousand samples.
+* outputs that a kernel overwrites completely are ``np.empty``, not ``np.zeros``;
+  grad_input is zeroed inside the kernel by the thread that owns it (one parallel
+  pass instead of a serial memset). The backward allocates nothing but its outputs.
+
+Caching caveat: Numba's on-disk cache (``cache=True``) is keyed on THIS file's time
+stamp only. After editing ``pixel.py``, touch this file (or delete the ``cpu.*.nbi``
+files in ``__pycache__``), or a stale compiled kernel may be loaded.
 """
+import contextlib
+
+import numba
 import numpy as np
 from numba import njit, prange
 
 from . import pixel
 
+# Below this many (sample x channel) operations a kernel runs on one thread.
+SERIAL_WORK = 1 << 15
 
-@njit(parallel=True, cache=True)
+JIT = dict(parallel=True, cache=True, error_model="numpy")
+# The affine-grid kernels do a multiply-add per grid value: a 256 x 42 x 42 grid takes
+# ~1.6 ms on one core, less than waking a second thread costs on a loaded machine.
+# So they are plain serial loops, which also compile several times faster than
+# parallel ones (cold start, see benchmarks/cold_start.py).
+SERIAL_JIT = dict(cache=True, error_model="numpy")
+
+
+@contextlib.contextmanager
+def _serial_if_small(work):
+    """Run the enclosed kernel call on one thread when ``work`` is small."""
+    threads = numba.get_num_threads()
+    if work >= SERIAL_WORK or threads == 1:
+        yield
+        return
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
+
+
+@njit(**SERIAL_JIT)
 def _affine_grid_kernel(theta, grid, align_corners):
     N, H, W = grid.shape[0], grid.shape[1], grid.shape[2]
-    for k in prange(N * H):
+    for k in range(N * H):
         n, h = k // H, k % H
         yt = pixel.base_coordinate(h, H, align_corners)
         for w in range(W):
@@ -34,25 +80,39 @@ def _affine_grid_kernel(theta, grid, align_corners):
                 grid[n, h, w, r] = float(theta[n, r, 0]) * xt + float(theta[n, r, 1]) * yt + float(theta[n, r, 2])
 
 
-@njit(parallel=True, cache=True)
+@njit(**SERIAL_JIT)
 def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
     N, H, W = grad_grid.shape[0], grad_grid.shape[1], grad_grid.shape[2]
-    for n in prange(N):
-        for r in range(2):
-            sx, sy, s1 = 0.0, 0.0, 0.0
-            for h in range(H):
-                yt = pixel.base_coordinate(h, H, align_corners)
-                for w in range(W):
-                    g = float(grad_grid[n, h, w, r])
-                    sx += g * pixel.base_coordinate(w, W, align_corners)
-                    sy += g * yt
-                    s1 += g
-            grad_theta[n, r, 0] = sx
-            grad_theta[n, r, 1] = sy
-            grad_theta[n, r, 2] = s1
+    for n in range(N):
+        # One pass over grad_grid[n] (it is (H, W, 2): x and y side by side).
+        ax, ay, a1 = 0.0, 0.0, 0.0      # row 0 of A_theta: sums of g_x * (x_t, y_t, 1)
+        bx, by, b1 = 0.0, 0.0, 0.0      # row 1: sums of g_y * (x_t, y_t, 1)
+        for h in range(H):
+            yt = pixel.base_coordinate(h, H, align_corners)
+            rx, ry, sx, sy = 0.0, 0.0, 0.0, 0.0
+            for w in range(W):
+                xt = pixel.base_coordinate(w, W, align_corners)
+                gx = float(grad_grid[n, h, w, 0])
+                gy = float(grad_grid[n, h, w, 1])
+                rx += gx * xt
+                ry += gy * xt
+                sx += gx
+                sy += gy
+            ax += rx
+            bx += ry
+            ay += sx * yt
+            by += sy * yt
+            a1 += sx
+            b1 += sy
+        grad_theta[n, 0, 0] = ax
+        grad_theta[n, 0, 1] = ay
+        grad_theta[n, 0, 2] = a1
+        grad_theta[n, 1, 0] = bx
+        grad_theta[n, 1, 1] = by
+        grad_theta[n, 1, 2] = b1
 
 
-@njit(parallel=True, cache=True)
+@njit(**JIT)
 def _forward_kernel(inp, grid, out, mode, padding, align_corners, fill):
     N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
     for k in prange(N * Ho):
@@ -62,11 +122,12 @@ def _forward_kernel(inp, grid, out, mode, padding, align_corners, fill):
                                   mode, padding, align_corners, fill)
 
 
-@njit(parallel=True, cache=True)
+@njit(**JIT)
 def _backward_fused_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding,
                            align_corners, fill, need_grid_grad):
     N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
     for n in prange(N):                 # one thread owns grad_inp[n]: the scatter is race-free
+        grad_inp[n] = 0.0               # zeroed here, by its owner: parallel and cache-warm
         for ho in range(Ho):
             for wo in range(Wo):
                 dx, dy = pixel.backward_location(grad_out, inp, grad_inp, n, ho, wo,
@@ -77,7 +138,7 @@ def _backward_fused_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, paddi
                     grad_grid[n, ho, wo, 1] = dy
 
 
-@njit(parallel=True, cache=True)
+@njit(**JIT)
 def _grid_grad_kernel(grad_out, inp, grid, grad_grid, mode, padding, align_corners, fill):
     N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
     for k in prange(N * Ho):
@@ -109,9 +170,11 @@ def affine_grid_forward(theta, size, align_corners):
 def affine_grid_backward(grad_grid, size, align_corners):
     """Gradient of eq. (1) w.r.t. theta: (N, H_out, W_out, 2) -> (N, 2, 3)."""
     N = size[0]
-    grad_theta = np.zeros((N, 2, 3), dtype=grad_grid.dtype)
+    grad_theta = np.empty((N, 2, 3), dtype=grad_grid.dtype)   # every entry is written
     if grad_grid.size:
         _affine_grid_backward_kernel(np.ascontiguousarray(grad_grid), grad_theta, bool(align_corners))
+    else:
+        grad_theta[...] = 0.0
     return grad_theta
 
 
@@ -122,8 +185,9 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
     out = np.empty((N, C) + tuple(grid.shape[1:3]), dtype=input.dtype)
     if out.size == 0:
         return out
-    _forward_kernel(np.ascontiguousarray(input), np.ascontiguousarray(grid), out, m, p,
-                    bool(align_corners), fill)
+    with _serial_if_small(out.size):
+        _forward_kernel(np.ascontiguousarray(input), np.ascontiguousarray(grid), out, m, p,
+                        bool(align_corners), fill)
     return out
 
 
@@ -131,16 +195,19 @@ def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_cor
                          fill_value=0.0, need_input_grad=True, need_grid_grad=True):
     """Eq. (6) and (7). Returns (grad_input or None, grad_grid or None)."""
     m, p, fill = _codes(mode, padding_mode, fill_value)
-    grad_in = np.zeros(input.shape, dtype=input.dtype) if need_input_grad else None
-    grad_grid = np.zeros(grid.shape, dtype=grid.dtype) if need_grid_grad else None
     if input.size == 0 or grid.size == 0 or not (need_input_grad or need_grid_grad):
-        return grad_in, grad_grid
+        return (np.zeros(input.shape, dtype=input.dtype) if need_input_grad else None,
+                np.zeros(grid.shape, dtype=grid.dtype) if need_grid_grad else None)
+    # Both outputs are written whole by the kernels (grad_in is zeroed in the kernel).
+    grad_in = np.empty(input.shape, dtype=input.dtype) if need_input_grad else None
+    grad_grid = np.empty(grid.shape, dtype=grid.dtype) if need_grid_grad else None
     go = np.ascontiguousarray(grad_output, dtype=input.dtype)
     inp, grd = np.ascontiguousarray(input), np.ascontiguousarray(grid)
-    if need_input_grad:
-        gg = grad_grid if need_grid_grad else np.empty((0, 0, 0, 0), dtype=grid.dtype)
-        _backward_fused_kernel(go, inp, grd, grad_in, gg, m, p, bool(align_corners), fill,
-                               bool(need_grid_grad))
-    else:
-        _grid_grad_kernel(go, inp, grd, grad_grid, m, p, bool(align_corners), fill)
+    with _serial_if_small(go.size):
+        if need_input_grad:
+            gg = grad_grid if need_grid_grad else np.empty((0, 0, 0, 0), dtype=grid.dtype)
+            _backward_fused_kernel(go, inp, grd, grad_in, gg, m, p, bool(align_corners), fill,
+                                   bool(need_grid_grad))
+        else:
+            _grid_grad_kernel(go, inp, grd, grad_grid, m, p, bool(align_corners), fill)
     return grad_in, grad_grid

@@ -9,7 +9,12 @@ Python functions on scalars (plus array indexing):
 * ``nearest_tap``    the 1 tap of the nearest-integer kernel, eq. (4)
 * ``sample_location`` / ``grid_grad_location`` / ``input_grad_location`` /
   ``backward_location``  whole per-location routines: eq. (3) forward, eq. (7)
-  grid gradient, eq. (6) input gradient.
+  grid gradient, eq. (6) input gradient. The two hot ones keep only the common
+  case (bilinear, all 4 taps inside) in their body and hand the rest to a
+  ``*_edge`` function; they are inlined into the calling loop at Numba IR level
+  (``inline="always"``), which halves the time per sample on the CPU: LLVM then
+  sees the array shapes and strides as loop invariants instead of reloading them
+  through a call.
 
 The functions are decorated with ``numba.extending.register_jitable``: they stay
 ordinary Python functions (call them in a REPL: ``source_index(0.5, 4, 0, True)``),
@@ -115,7 +120,7 @@ def source_index(coord, size, padding, align_corners):
     as (OUTSIDE, 0.0): every tap is then outside, which reads the fill value.
     """
     coord = float(coord)          # float64 math everywhere (also in the CUDA simulator)
-    if not math.isfinite(coord):
+    if not math.isfinite(coord):  # before the padding rules: border would clamp inf
         return OUTSIDE, 0.0
     ix, g = unnormalize(coord, size, align_corners)
     if padding == BORDER:
@@ -176,11 +181,30 @@ def locate(gx, gy, H, W, padding, align_corners):
     return ix, iy, mx, my
 
 
-@register_jitable
+@register_jitable(inline="always")
 def sample_location(inp, out, n, ho, wo, gx, gy, mode, padding, align_corners, fill):
     """Eq. (3) at one output location, all channels: out[n, :, ho, wo] = V_i."""
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
     ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
+    if mode == BILINEAR:
+        x0, wx0, wx1 = bilinear_taps(ix)
+        y0, wy0, wy1 = bilinear_taps(iy)
+        x1, y1 = x0 + 1, y0 + 1
+        if 0 <= x0 and x1 < W and 0 <= y0 and y1 < H:
+            # The common case, kept short: all 4 taps inside, so no test per tap,
+            # and the 4 weights of eq. (5) computed once for every channel.
+            w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
+            for c in range(C):
+                out[n, c, ho, wo] = (w00 * float(inp[n, c, y0, x0]) + w01 * float(inp[n, c, y0, x1])
+                                     + w10 * float(inp[n, c, y1, x0]) + w11 * float(inp[n, c, y1, x1]))
+            return
+    sample_location_edge(inp, out, n, ho, wo, ix, iy, mode, fill)
+
+
+@register_jitable
+def sample_location_edge(inp, out, n, ho, wo, ix, iy, mode, fill):
+    """``sample_location`` where some tap may be outside, and the nearest kernel."""
+    C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
     if mode == NEAREST:
         x = nearest_tap(ix)
         y = nearest_tap(iy)
@@ -191,6 +215,7 @@ def sample_location(inp, out, n, ho, wo, gx, gy, mode, padding, align_corners, f
     x0, wx0, wx1 = bilinear_taps(ix)
     y0, wy0, wy1 = bilinear_taps(iy)
     x1, y1 = x0 + 1, y0 + 1
+    w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
     # Which taps are inside is the same for every channel: decide it once.
     in00 = 0 <= x0 < W and 0 <= y0 < H
     in01 = 0 <= x1 < W and 0 <= y0 < H
@@ -201,10 +226,10 @@ def sample_location(inp, out, n, ho, wo, gx, gy, mode, padding, align_corners, f
         v01 = read(inp, n, c, y0, x1, in01, fill)
         v10 = read(inp, n, c, y1, x0, in10, fill)
         v11 = read(inp, n, c, y1, x1, in11, fill)
-        out[n, c, ho, wo] = wy0 * (wx0 * v00 + wx1 * v01) + wy1 * (wx0 * v10 + wx1 * v11)
+        out[n, c, ho, wo] = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
 
 
-@register_jitable
+@register_jitable(inline="always")
 def backward_location(grad_out, inp, grad_inp, n, ho, wo, gx, gy, mode, padding,
                       align_corners, fill, need_input_grad):
     """Backward at one output location, all channels.
@@ -215,6 +240,40 @@ def backward_location(grad_out, inp, grad_inp, n, ho, wo, gx, gy, mode, padding,
     """
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
     ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
+    if mode == BILINEAR:
+        x0, wx0, wx1 = bilinear_taps(ix)
+        y0, wy0, wy1 = bilinear_taps(iy)
+        x1, y1 = x0 + 1, y0 + 1
+        if 0 <= x0 and x1 < W and 0 <= y0 and y1 < H:
+            # The common case, kept short: all 4 taps inside (see sample_location).
+            w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
+            dx = 0.0
+            dy = 0.0
+            for c in range(C):
+                g = float(grad_out[n, c, ho, wo])
+                v00 = float(inp[n, c, y0, x0])
+                v01 = float(inp[n, c, y0, x1])
+                v10 = float(inp[n, c, y1, x0])
+                v11 = float(inp[n, c, y1, x1])
+                # eq. (7): d/dix of the 4-tap sum; dw0/dix = -1, dw1/dix = +1.
+                dx += g * (wy0 * (v01 - v00) + wy1 * (v11 - v10))
+                dy += g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
+                if need_input_grad:
+                    # eq. (6): dV/dU_nm is the kernel weight of tap (n, m).
+                    grad_inp[n, c, y0, x0] += g * w00
+                    grad_inp[n, c, y0, x1] += g * w01
+                    grad_inp[n, c, y1, x0] += g * w10
+                    grad_inp[n, c, y1, x1] += g * w11
+            return dx * mx, dy * my
+    return backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, ix, iy, mx, my, mode,
+                                  fill, need_input_grad)
+
+
+@register_jitable
+def backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, ix, iy, mx, my, mode, fill,
+                           need_input_grad):
+    """``backward_location`` where some tap may be outside, and the nearest kernel."""
+    C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
     if mode == NEAREST:
         # Piecewise constant: dV/dx = 0 (almost everywhere), so only eq. (6).
         if need_input_grad:
@@ -227,6 +286,7 @@ def backward_location(grad_out, inp, grad_inp, n, ho, wo, gx, gy, mode, padding,
     x0, wx0, wx1 = bilinear_taps(ix)
     y0, wy0, wy1 = bilinear_taps(iy)
     x1, y1 = x0 + 1, y0 + 1
+    w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
     in00 = 0 <= x0 < W and 0 <= y0 < H
     in01 = 0 <= x1 < W and 0 <= y0 < H
     in10 = 0 <= x0 < W and 0 <= y1 < H
@@ -239,23 +299,21 @@ def backward_location(grad_out, inp, grad_inp, n, ho, wo, gx, gy, mode, padding,
         v01 = read(inp, n, c, y0, x1, in01, fill)
         v10 = read(inp, n, c, y1, x0, in10, fill)
         v11 = read(inp, n, c, y1, x1, in11, fill)
-        # eq. (7): d/dix of the 4-tap sum; dw0/dix = -1, dw1/dix = +1.
         dx += g * (wy0 * (v01 - v00) + wy1 * (v11 - v10))
         dy += g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
         if need_input_grad:
-            # eq. (6): dV/dU_nm is the kernel weight of tap (n, m).
             if in00:
-                grad_inp[n, c, y0, x0] += g * (wy0 * wx0)
+                grad_inp[n, c, y0, x0] += g * w00
             if in01:
-                grad_inp[n, c, y0, x1] += g * (wy0 * wx1)
+                grad_inp[n, c, y0, x1] += g * w01
             if in10:
-                grad_inp[n, c, y1, x0] += g * (wy1 * wx0)
+                grad_inp[n, c, y1, x0] += g * w10
             if in11:
-                grad_inp[n, c, y1, x1] += g * (wy1 * wx1)
+                grad_inp[n, c, y1, x1] += g * w11
     return dx * mx, dy * my
 
 
-@register_jitable
+@register_jitable(inline="always")
 def grid_grad_location(grad_out, inp, n, ho, wo, gx, gy, mode, padding,
                        align_corners, fill):
     """Eq. (7) only: (dL/dgx, dL/dgy) at one output location, summed over channels."""
