@@ -158,7 +158,13 @@ def run_info(args) -> int:
 
 
 # A new subcommand is one ``add_<name>(subparsers)`` function appended here.
-SUBCOMMANDS = [add_train, add_evaluate, add_info]
+def add_reproduce(subparsers) -> None:
+    from .reproduce import add_reproduce_parser
+
+    add_reproduce_parser(subparsers)
+
+
+SUBCOMMANDS = [add_train, add_evaluate, add_info, add_reproduce]
 
 
 def build_parser() -> argparse.ArgumentParser:

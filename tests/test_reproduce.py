@@ -1,0 +1,141 @@
+"""``minstn reproduce``: end to end on the tiny budget, resuming, and the table's shape.
+
+Real MNIST digits when ``../shared/data/mnist`` (or ``$MINSTN_DATA``) has them, else
+the embedded glyph digits, so the test runs offline and on any machine.
+"""
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from minstn import reproduce as R
+
+MNIST_DIR = Path(os.environ.get("MINSTN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
+HAVE_MNIST = (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file() or (MNIST_DIR / "t10k-images-idx3-ubyte").is_file()
+DATA = ["--data-dir", str(MNIST_DIR)] if HAVE_MNIST else ["--dataset", "glyphs"]
+CELL = re.compile(r"^(\d+\.\d+|–)( \(paper \d+(\.\d+)?\))?$")
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="minstn")
+    R.add_reproduce_parser(parser.add_subparsers())
+    return parser.parse_args(argv)
+
+
+def _table_rows(md: str) -> list[list[str]]:
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+
+
+def test_table1_tiny_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "repro"
+    argv = ["reproduce", "table1", "--budget", "tiny", "--out", str(out), "--distortions", "r,e",
+            "--models", "fcn,st-fcn-aff,st-fcn-tps", *DATA]
+    args = _parse(argv)
+    assert args.handler is R.run_reproduce
+    assert R.run_reproduce(args) == 0
+    printed = capsys.readouterr().out
+    assert "| model | R | E |" in printed
+
+    # every cell stored with its settings and a checkpoint
+    for key in ("fcn", "st-fcn-aff", "st-fcn-tps"):
+        for d in ("r", "e"):
+            folder = out / "runs" / f"{key}-{d}"
+            m = json.loads((folder / "metrics.json").read_text())
+            assert m["status"] == "done" and 0 <= m["test_error"] <= 1
+            assert m["settings"]["name"] == "tiny"
+            assert m["settings"]["seeds"]["test_distortion"] == 1
+            assert (folder / "model.npz").is_file()
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*")}
+
+    # the Markdown table: header, separator, one row per model, "ours (paper p)" cells
+    md = (out / "table1.md").read_text()
+    rows = _table_rows(md.split("Mean |theta")[0])
+    assert rows[0] == ["model", "R", "E"]
+    assert all(set(c) <= set("-:") for c in rows[1][1:])
+    assert [r[0] for r in rows[2:]] == ["FCN", "ST-FCN Aff", "ST-FCN TPS"]
+    for r in rows[2:]:
+        assert len(r) == 3 and all(CELL.match(c) for c in r[1:]), r
+    assert "(paper 2.1)" in rows[2][1] and "(paper 2.4)" in rows[4][2]
+
+    # JSON: every run's settings, seeds and results
+    doc = json.loads((out / "table1.json").read_text())
+    assert len(doc["cells"]) == 6 and doc["budget"]["name"] == "tiny"
+    assert all(c["settings"]["seed"] == 0 and c["test_error_percent"] is not None for c in doc["cells"])
+
+    # the Table 1 right panel figures
+    for d in ("r", "e"):
+        png = out / "figures" / f"table1_{d}.png"
+        assert png.is_file() and 0 < png.stat().st_size < 200_000
+
+    # resume: a second invocation trains nothing and gives the same table
+    assert R.run_reproduce(_parse(argv)) == 0
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*")} == mtimes
+    doc2 = json.loads((out / "table1.json").read_text())
+    assert all(c["resumed"] for c in doc2["cells"])
+    assert [c["test_error"] for c in doc2["cells"]] == [c["test_error"] for c in doc["cells"]]
+    assert "(0 cells trained, 6 read back)" in (out / "table1.md").read_text()
+
+
+def test_changed_settings_retrain_only_that_cell(tmp_path):
+    out = tmp_path / "r"
+    kw = dict(budget="tiny", out=out, distortions="r", models=["fcn"], announce=lambda s: None, figures=False)
+    kw.update(data_dir=str(MNIST_DIR)) if HAVE_MNIST else kw.update(dataset="glyphs")
+    R.run_table1(**kw)
+    doc = R.run_table1(**dict(kw, seed=1))  # a new seed is a new experiment
+    assert [c["resumed"] for c in doc["cells"]] == [False]
+    # an interrupted cell (status "running") is retrained, not read back
+    path = out / "runs" / "fcn-r" / "metrics.json"
+    m = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(m, status="running")))
+    doc = R.run_table1(**dict(kw, seed=1))
+    assert [c["resumed"] for c in doc["cells"]] == [False]
+
+
+def test_addition_tiny(tmp_path):
+    out = tmp_path / "add"
+    args = _parse(["reproduce", "addition", "--budget", "tiny", "--out", str(out), "--models",
+                   "fcn,2xst-fcn-aff", *DATA])
+    assert R.run_reproduce(args) == 0
+    rows = _table_rows((out / "addition.md").read_text())
+    assert rows[0] == ["model", "addition"]
+    assert [r[0] for r in rows[2:]] == ["FCN", "2xST-FCN Aff"]
+    doc = json.loads((out / "addition.json").read_text())
+    assert {c["settings"]["task"] for c in doc["cells"]} == {"addition"}
+    assert (out / "figures" / "addition_2xst-fcn-aff.png").is_file()
+
+
+def test_model_and_distortion_names():
+    cells = R.parse_models(None)
+    assert [c.label for c in cells] == ["FCN", "CNN", "ST-FCN Aff", "ST-FCN Proj", "ST-FCN TPS",
+                                        "ST-CNN Aff", "ST-CNN Proj", "ST-CNN TPS"]
+    assert R.parse_cell("st-cnn-multi-projective").key == "st-cnn-multi-proj"
+    assert R.parse_cell("st_fcn").key == "st-fcn-aff"
+    assert R.parse_distortions("R, rts,tc") == ["r", "rts", "tc"]
+    with pytest.raises(ValueError):
+        R.parse_cell("resnet")
+    with pytest.raises(ValueError):
+        R.parse_distortions("r,x")
+    # the paper's Table 1 is complete for the main columns
+    assert all(set(R.PAPER_TABLE1[k]) >= {"r", "rts", "p", "e"} for k in R.TABLE1_ROWS)
+
+
+def test_ordering_check():
+    done = lambda e: {"status": "done", "test_error": e}
+    cells = R.parse_models("fcn,cnn,st-fcn-aff,st-cnn-aff")
+    results = {("fcn", "r"): done(0.10), ("st-fcn-aff", "r"): done(0.10),
+               ("cnn", "r"): done(0.05), ("st-cnn-aff", "r"): done(0.05)}
+    bad = R.ordering_violations(results, cells, ["r"])
+    assert len(bad) == 1 and bad[0].startswith("ST-FCN Aff on R")  # ST-FCN must be strictly better
+
+
+def test_help_documents_budgets():
+    parser = argparse.ArgumentParser(prog="minstn")
+    R.add_reproduce_parser(parser.add_subparsers())
+    text = parser._subparsers._group_actions[0].choices["reproduce"].format_help()
+    for word in ("tiny", "small", "full", "150k", "8,000", "--distortions", "--models", "Resum"):
+        assert word in text, word
