@@ -135,3 +135,23 @@ def test_numba_kernels_under_boundscheck(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=600)
     assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]
+
+
+def test_editing_pixel_py_invalidates_the_numba_cache(tmp_path):
+    """cpu.py's kernels inline pixel.py, but Numba's cache only watches cpu.py's time
+    stamp: importing cpu.py must bump it when pixel.py is newer."""
+    import os
+
+    from minstn.kernels.cpu import _refresh_cache_stamp
+
+    kernel, math = tmp_path / "cpu.py", tmp_path / "pixel.py"
+    kernel.write_text("# kernels")
+    math.write_text("# math")
+    os.utime(kernel, (1_000_000, 1_000_000))
+    os.utime(math, (2_000_000, 2_000_000))  # pixel.py edited after cpu.py
+    _refresh_cache_stamp(str(kernel), str(math))
+    assert os.path.getmtime(kernel) > os.path.getmtime(math)
+    os.utime(math, (1_000, 1_000))  # pixel.py older: cpu.py left alone
+    before = os.path.getmtime(kernel)
+    _refresh_cache_stamp(str(kernel), str(math))
+    assert os.path.getmtime(kernel) == before

@@ -34,16 +34,30 @@ Performance notes (issue 9, measured in ``benchmarks/RESULTS.md``):
   pass instead of a serial memset). The backward allocates nothing but its outputs.
 
 Caching caveat: Numba's on-disk cache (``cache=True``) is keyed on THIS file's time
-stamp only. After editing ``pixel.py``, touch this file (or delete the ``cpu.*.nbi``
-files in ``__pycache__``), or a stale compiled kernel may be loaded.
+stamp only, but the kernels inline ``pixel.py``. So that a learner who edits
+``pixel.py`` never runs a stale compiled kernel, ``_refresh_cache_stamp`` below bumps
+this file's time stamp whenever ``pixel.py`` is newer (what ``touch cpu.py`` would do).
 """
 import contextlib
+import os
 
 import numba
 import numpy as np
 from numba import njit, prange
 
 from . import pixel
+
+
+def _refresh_cache_stamp(here: str = __file__, math: str = pixel.__file__) -> None:
+    """Make Numba's cache see edits to ``pixel.py`` (see the caching caveat above)."""
+    try:
+        if os.path.getmtime(math) > os.path.getmtime(here):
+            os.utime(here)  # a read-only install has no edits to see: ignore failure
+    except OSError:
+        pass
+
+
+_refresh_cache_stamp()
 
 # Below this many (sample x channel) operations a kernel runs on one thread.
 SERIAL_WORK = 1 << 15
