@@ -227,12 +227,6 @@ def _grid_grad_kernel(grad_out, inp, grid, grad_grid, mode, padding, align_corne
 
 
 # ---------------------------------------------------------------- host side ----
-def _codes(mode, padding_mode, fill_value):
-    mode, padding = pixel.MODES[mode], pixel.PADDINGS[padding_mode]
-    fill = float(fill_value) if padding == pixel.ZEROS else 0.0
-    return mode, padding, fill
-
-
 def affine_grid_forward(theta, size, align_corners):
     """Eq. (1). theta (N, 2, 3) -> grid (N, H_out, W_out, 2)."""
     N, _, H, W = size
@@ -255,7 +249,7 @@ def affine_grid_backward(grad_grid, size, align_corners):
 
 def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_value=0.0):
     """Eq. (3) with kernel (4) or (5). (N, C, H, W), (N, Ho, Wo, 2) -> (N, C, Ho, Wo)."""
-    m, p, fill = _codes(mode, padding_mode, fill_value)
+    m, p, fill = pixel.option_codes(mode, padding_mode, fill_value)
     N, C = input.shape[:2]
     out = np.empty((N, C) + tuple(grid.shape[1:3]), dtype=input.dtype)
     if out.size == 0:
@@ -272,7 +266,7 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
 def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_corners,
                          fill_value=0.0, need_input_grad=True, need_grid_grad=True):
     """Eq. (6) and (7). Returns (grad_input or None, grad_grid or None)."""
-    m, p, fill = _codes(mode, padding_mode, fill_value)
+    m, p, fill = pixel.option_codes(mode, padding_mode, fill_value)
     if input.size == 0 or grid.size == 0 or not (need_input_grad or need_grid_grad):
         return (np.zeros(input.shape, dtype=input.dtype) if need_input_grad else None,
                 np.zeros(grid.shape, dtype=grid.dtype) if need_grid_grad else None)

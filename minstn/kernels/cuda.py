@@ -117,12 +117,6 @@ def _dev(a):
     return cuda.to_device(np.ascontiguousarray(a))
 
 
-def _codes(mode, padding_mode, fill_value):
-    mode, padding = pixel.MODES[mode], pixel.PADDINGS[padding_mode]
-    fill = float(fill_value) if padding == pixel.ZEROS else 0.0
-    return mode, padding, fill
-
-
 def affine_grid_forward(theta, size, align_corners):
     """Eq. (1). theta (N, 2, 3) -> grid (N, H_out, W_out, 2)."""
     N, _, H, W = size
@@ -145,7 +139,7 @@ def affine_grid_backward(grad_grid, size, align_corners):
 
 def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_value=0.0):
     """Eq. (3) with kernel (4) or (5)."""
-    m, p, fill = _codes(mode, padding_mode, fill_value)
+    m, p, fill = pixel.option_codes(mode, padding_mode, fill_value)
     N, C = input.shape[:2]
     Ho, Wo = grid.shape[1:3]
     if N * C * Ho * Wo == 0:
@@ -159,7 +153,7 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
 def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_corners,
                          fill_value=0.0, need_input_grad=True, need_grid_grad=True):
     """Eq. (6) (deterministic per-plane scatter) and eq. (7) (per-location, in registers)."""
-    m, p, fill = _codes(mode, padding_mode, fill_value)
+    m, p, fill = pixel.option_codes(mode, padding_mode, fill_value)
     N, C = input.shape[:2]
     Ho, Wo = grid.shape[1:3]
     grad_in = np.zeros(input.shape, dtype=input.dtype) if need_input_grad else None

@@ -361,3 +361,11 @@ def base_coordinate(i, size, align_corners):
     if not align_corners:
         v = v * (size - 1) / size
     return v
+
+
+def option_codes(mode, padding_mode, fill_value):
+    """The small ints the kernels take for ``mode`` and ``padding_mode``, and the fill
+    value (which only padding_mode="zeros" reads). Host-side helper, not compiled."""
+    mode, padding = MODES[mode], PADDINGS[padding_mode]
+    fill = float(fill_value) if padding == ZEROS else 0.0
+    return mode, padding, fill

@@ -95,34 +95,30 @@ class Conv2d(Module):
         return s
 
 
-class MaxPool2d(Module):
-    """Max over ``kernel_size`` windows every ``stride`` pixels (default: ``kernel_size``)."""
+class _Pool2d(Module):
+    """Pooling over ``kernel_size`` windows every ``stride`` pixels (default: ``kernel_size``)."""
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max over ``kernel_size`` windows every ``stride`` pixels (default: ``kernel_size``)."""
 
     def forward(self, x):
         return FL.max_pool2d(x, self.kernel_size, self.stride)
 
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
-
-class AvgPool2d(Module):
+class AvgPool2d(_Pool2d):
     """Mean over ``kernel_size`` windows every ``stride`` pixels (default: ``kernel_size``)."""
-
-    def __init__(self, kernel_size, stride=None):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
 
     def forward(self, x):
         return FL.avg_pool2d(x, self.kernel_size, self.stride)
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}"
 
 
 class ReLU(Module):
