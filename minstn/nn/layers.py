@@ -41,18 +41,24 @@ class Identity(Module):
         return x
 
 
+def _add_weight_and_bias(module: Module, weight_shape: tuple, bias: bool) -> None:
+    """Register ``weight`` (float32) and ``bias`` (one per output, or None), then
+    initialise them as PyTorch does."""
+    module.weight = Parameter(np.empty(weight_shape, dtype=np.float32))
+    if bias:
+        module.bias = Parameter(np.empty(weight_shape[0], dtype=np.float32))
+    else:
+        module.register_parameter("bias", None)
+    module.reset_parameters()
+
+
 class Linear(Module):
     """``y = x W^T + b``; ``weight`` is (out_features, in_features), ``bias`` (out_features,)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_features, dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _add_weight_and_bias(self, (out_features, in_features), bias)
 
     def reset_parameters(self) -> None:
         _reset_like_pytorch(self.weight, self.bias)
@@ -73,12 +79,7 @@ class Conv2d(Module):
         self.kernel_size = FL.pair(kernel_size, "kernel_size")
         self.stride = FL.pair(stride, "stride")
         self.padding = FL.pair(padding, "padding")
-        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size), dtype=np.float32))
-        if bias:
-            self.bias = Parameter(np.empty(out_channels, dtype=np.float32))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
+        _add_weight_and_bias(self, (out_channels, in_channels, *self.kernel_size), bias)
 
     def reset_parameters(self) -> None:
         _reset_like_pytorch(self.weight, self.bias)
