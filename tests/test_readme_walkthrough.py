@@ -46,7 +46,7 @@ def test_section_links_the_tutorials_and_its_figures_exist():
     text = SECTION.read_text()
     assert "](tutorials/README.md)" in text
     figures = re.findall(r"\]\((docs/figures/[^)]+\.png)\)", text)
-    assert len(figures) == 2, figures
+    assert {"docs/figures/tutorial_grid_overlay.png", "docs/figures/tutorial_st_evolution.png"} <= set(figures)
     for name in figures:
         path = ROOT / name
         assert path.exists(), path
