@@ -139,3 +139,25 @@ def test_help_documents_budgets():
     text = parser._subparsers._group_actions[0].choices["reproduce"].format_help()
     for word in ("tiny", "small", "full", "150k", "8,000", "--distortions", "--models", "Resum"):
         assert word in text, word
+
+
+def test_family_epochs_and_per_cell_settings():
+    """``small`` trains each family for its own epoch count; a cell's stored settings hold
+    only what it trains with, so one family's schedule change retrains only that family."""
+    small = R.BUDGETS["small"]
+    fc = [R.parse_cell(k) for k in ("fcn", "st-fcn-aff", "st-fcn-tps", "2xst-fcn-aff")]
+    conv = [R.parse_cell(k) for k in ("cnn", "st-cnn-aff", "st-cnn-tps", "st-cnn-multi-aff")]
+    assert {small.epochs_for(c) for c in fc} == {small.epochs}
+    assert {small.epochs_for(c) for c in conv} == {small.conv_epochs}
+    assert small.conv_epochs < small.epochs
+    tiny = R.BUDGETS["tiny"]
+    assert {tiny.epochs_for(c) for c in fc + conv} == {tiny.epochs}
+    s = R._settings(small, R.parse_cell("cnn"), "r", 0, "table1", "x")
+    assert s["epochs"] == small.conv_epochs and "loc_lr_scale" not in s and "conv_epochs" not in s
+    s = R._settings(small, R.parse_cell("st-fcn-tps"), "r", 0, "table1", "x")
+    assert s["epochs"] == small.epochs and s["loc_lr_scale"] == small.loc_lr_scale
+    # one family's epochs changed: the other family's settings are unchanged
+    import dataclasses
+    longer = dataclasses.replace(small, conv_epochs=small.conv_epochs + 1)
+    assert R._settings(longer, fc[1], "r", 0, "table1", "x") == R._settings(small, fc[1], "r", 0, "table1", "x")
+    assert R._settings(longer, conv[1], "r", 0, "table1", "x") != R._settings(small, conv[1], "r", 0, "table1", "x")
