@@ -52,6 +52,7 @@ non_negative_float = _number(float, 0, False, "a finite number >= 0")
 def add_train(subparsers) -> None:
     from .backend import BACKENDS
     from .train import DISTORTIONS, MODELS, OPTIMIZERS, TrainConfig
+    from .transforms import TRANSFORMS
 
     d = TrainConfig()
     p = subparsers.add_parser(
@@ -68,7 +69,7 @@ def add_train(subparsers) -> None:
                    help="none, or a distortion of section 4.1: rotated, rot+trans+scale (42 px), "
                         "projective, elastic, translated-cluttered (60 px)")
     p.add_argument("--model", choices=MODELS, default=d.model, help="classifier of section 4.1")
-    p.add_argument("--transform", choices=("affine", "attention", "projective", "tps"), default=d.transform,
+    p.add_argument("--transform", choices=tuple(TRANSFORMS), default=d.transform,
                    help="the ST models' transformation")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the training digits")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="digits per SGD step")

@@ -38,6 +38,7 @@ import numpy as np
 from . import functional as F
 from .autograd import Tensor, no_grad
 from .checkpoint import load_config, load_state, save_checkpoint, write_json
+from .models import MODELS as _MODEL_BUILDERS
 from .models import build_model, count_parameters
 from .random import manual_seed
 
@@ -45,7 +46,7 @@ __all__ = ["TrainConfig", "train", "evaluate", "load_digits", "prepare_data", "D
            "TrainingDiverged", "DISTORTIONS", "MODELS", "OPTIMIZERS"]
 
 DISTORTIONS = ("none", "r", "rts", "p", "e", "tc")
-MODELS = ("fcn", "cnn", "st-fcn", "st-cnn")
+MODELS = tuple(_MODEL_BUILDERS)  # "fcn", "cnn", "st-fcn", "st-cnn"
 OPTIMIZERS = ("sgd", "adam")
 DATASETS = ("mnist", "glyphs")
 EVAL_BATCH = 500  # evaluation batch: big enough to be fast, small enough for memory

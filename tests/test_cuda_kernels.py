@@ -53,7 +53,11 @@ def test_cuda_backend_through_the_switch(kernels):
     with backend.use_backend("cuda"):
         out = grid_sample(u, affine_grid(theta, (1, 2, 2, 3)), padding_mode="reflection")
         out.sum().backward()
+    cuda_theta_grad, cuda_u_grad = theta.grad, u.grad
+    theta.grad = u.grad = None
     with backend.use_backend("numba"):
-        ref = grid_sample(u.detach(), affine_grid(theta.detach(), (1, 2, 2, 3)), padding_mode="reflection")
+        ref = grid_sample(u, affine_grid(theta, (1, 2, 2, 3)), padding_mode="reflection")
+        ref.sum().backward()
     np.testing.assert_allclose(out.data, ref.data, atol=1e-12)
-    assert theta.grad is not None and u.grad is not None
+    np.testing.assert_allclose(cuda_theta_grad, theta.grad, atol=1e-12)
+    np.testing.assert_allclose(cuda_u_grad, u.grad, atol=1e-12)

@@ -23,11 +23,8 @@ SIZES = [(2, 1, 3, 5), (1, 2, 4, 4), (2, 1, 1, 3), (1, 1, 6, 1)]
 
 
 def _sampling():
-    """The sampler module (another engineer's), or None while it does not exist."""
-    try:
-        return importlib.import_module("minstn.sampling")
-    except ImportError:
-        return None
+    """The sampler module (it exists now: an ImportError fails the test, not skips it)."""
+    return importlib.import_module("minstn.sampling")
 
 
 def _loop_base(n, align_corners):
@@ -138,18 +135,14 @@ def test_identity_params_give_identity_grid(kind, size, align_corners):
     expected = _loop_affine_grid(theta, size, align_corners)
     np.testing.assert_allclose(grid, expected, rtol=0, atol=1e-15)
     assert np.array_equal(T.TRANSFORMS[kind].identity_params(np.float64), np.array(ident))
-    sampling = _sampling()
-    if sampling is not None:
-        affine = sampling.affine_grid(theta, size, align_corners)
-        np.testing.assert_allclose(grid, np.asarray(getattr(affine, "data", affine)), rtol=0, atol=1e-15)
+    affine = _sampling().affine_grid(theta, size, align_corners)
+    np.testing.assert_allclose(grid, np.asarray(getattr(affine, "data", affine)), rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("kind", ["affine", "attention", "projective", "tps"])
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_identity_reproduces_image_through_grid_sample(kind, align_corners):
     sampling = _sampling()
-    if sampling is None or not hasattr(sampling, "grid_sample"):
-        pytest.skip("minstn.sampling (grid_sample) not available yet")
     spec = T.TRANSFORMS[kind]
     size = (2, 3, 5, 7)
     img = np.random.default_rng(5).random(size)
@@ -258,10 +251,8 @@ def test_attention_matches_affine_with_equivalent_theta(s, tx, ty, align_corners
     theta = np.array([[[s, 0, tx], [0, s, ty]]])
     np.testing.assert_allclose(grid, _loop_affine_grid(theta, size, align_corners), atol=1e-14)
     np.testing.assert_array_equal(T.attention_theta(np.array([[s, tx, ty]])).numpy(), theta)
-    sampling = _sampling()
-    if sampling is not None:
-        affine = sampling.affine_grid(theta, size, align_corners)
-        np.testing.assert_allclose(grid, np.asarray(getattr(affine, "data", affine)), atol=1e-14)
+    affine = _sampling().affine_grid(theta, size, align_corners)
+    np.testing.assert_allclose(grid, np.asarray(getattr(affine, "data", affine)), atol=1e-14)
 
 
 def test_builders_values():
@@ -433,12 +424,11 @@ def test_registry():
 
 
 def test_registry_affine_uses_sampler():
-    sampling = _sampling()
-    if sampling is None:
-        pytest.skip("minstn.sampling not available yet")
     theta = np.array([[0.9, 0.1, 0.2, -0.1, 1.1, 0.0]])
     grid = T.TRANSFORMS["affine"].make_grid(theta, (1, 1, 4, 5), False)
     np.testing.assert_allclose(grid.numpy(), _loop_affine_grid(theta.reshape(1, 2, 3), (1, 1, 4, 5), False), atol=1e-12)
+    affine = _sampling().affine_grid(theta.reshape(1, 2, 3), (1, 1, 4, 5), False)
+    np.testing.assert_allclose(grid.numpy(), np.asarray(getattr(affine, "data", affine)), rtol=0, atol=1e-15)
 
 
 # ---------------------------------------------------------------------------

@@ -41,7 +41,11 @@ def affine_theta(matrix: np.ndarray, shift: np.ndarray, in_size: int, out_size: 
 
 
 def warp_grid(images: np.ndarray, grid_fn, out_size: int) -> np.ndarray:
-    """Sample ``images (N, C, H, W)`` at ``grid_fn(start, stop)`` -> ``(n, S, S, 2)``, chunked."""
+    """Bilinear-sample ``images (N, C, H, W)`` -> float32 ``(N, C, S, S)``, CHUNK images at a time.
+
+    ``grid_fn(start, stop)`` returns the grid ``(stop - start, S, S, 2)`` of images
+    ``start:stop`` (zero padding, align_corners=False).
+    """
     k = kernels()
     n, c = images.shape[:2]
     out = np.empty((n, c, out_size, out_size), np.float32)
@@ -55,7 +59,7 @@ def warp_grid(images: np.ndarray, grid_fn, out_size: int) -> np.ndarray:
 
 def warp_affine(images: np.ndarray, matrix: np.ndarray, shift: np.ndarray, out_size: int) -> np.ndarray:
     """Affine resampling (eq. (1) + eq. (5)) of square ``images (N, C, W, W)`` to ``S x S``."""
-    n, c, in_size = images.shape[0], images.shape[1], images.shape[-1]
+    c, in_size = images.shape[1], images.shape[-1]
     theta = affine_theta(matrix, shift, in_size, out_size)
     k = kernels()
     return warp_grid(

@@ -167,8 +167,7 @@ def _forward_rows_kernel(inp, grid, out, padding, align_corners, fill):
         for wo in range(Wo):
             ix, iy, _, _ = pixel.locate(grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W, padding,
                                         align_corners)
-            x0, wx0, wx1 = pixel.bilinear_taps(ix)
-            y0, wy0, wy1 = pixel.bilinear_taps(iy)
+            x0, y0, wx0, wx1, wy0, wy1 = pixel.bilinear_corner(ix, iy)
             ixs[wo] = ix
             iys[wo] = iy
             if 0 <= x0 and x0 + 1 < W and 0 <= y0 and y0 + 1 < H:

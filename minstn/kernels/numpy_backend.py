@@ -11,7 +11,7 @@ bit with ``cpu.py`` and ``cuda.py``; results are cast back to the input dtype.
 import numpy as np
 
 from . import pixel
-from .pixel import BILINEAR, NEAREST, ZEROS, BORDER, REFLECTION, OUTSIDE
+from .pixel import NEAREST, BORDER, REFLECTION, OUTSIDE
 
 
 # ------------------------------------------------------------ coordinates ----
@@ -133,8 +133,7 @@ def _scatter(grad_in, y, x, values):
 
 def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_value=0.0):
     """Eq. (3) with kernel (4) or (5), 4-tap form. Returns (N, C, Ho, Wo)."""
-    mode, padding = pixel.MODES[mode], pixel.PADDINGS[padding_mode]
-    fill = float(fill_value) if padding == ZEROS else 0.0
+    mode, padding, fill = pixel.option_codes(mode, padding_mode, fill_value)
     N, C, H, W = input.shape
     t = _taps(grid, H, W, mode, padding, align_corners)
     if input.size == 0 or grid.size == 0:
@@ -156,8 +155,7 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
 def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_corners,
                          fill_value=0.0, need_input_grad=True, need_grid_grad=True):
     """Eq. (6) (scatter into grad_input) and eq. (7) (grad_grid). Returns a pair."""
-    mode, padding = pixel.MODES[mode], pixel.PADDINGS[padding_mode]
-    fill = float(fill_value) if padding == ZEROS else 0.0
+    mode, padding, fill = pixel.option_codes(mode, padding_mode, fill_value)
     N, C, H, W = input.shape
     grad_in = np.zeros(input.shape, dtype=np.float64) if need_input_grad else None
     grad_grid = np.zeros(grid.shape, dtype=grid.dtype) if need_grid_grad else None

@@ -153,6 +153,23 @@ def bilinear_taps(ix):
 
 
 @register_jitable
+def bilinear_corner(ix, iy):
+    """Top-left tap (x0, y0) of the 2x2 bilinear footprint and the 1-D weights of
+    eq. (5) along x and y; tap (y0 + j, x0 + i) has weight wy_j * wx_i."""
+    x0, wx0, wx1 = bilinear_taps(ix)
+    y0, wy0, wy1 = bilinear_taps(iy)
+    return x0, y0, wx0, wx1, wy0, wy1
+
+
+@register_jitable
+def taps_inside(x0, y0, H, W):
+    """Which of the taps (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1) lie in the image."""
+    x1, y1 = x0 + 1, y0 + 1
+    return (0 <= x0 < W and 0 <= y0 < H, 0 <= x1 < W and 0 <= y0 < H,
+            0 <= x0 < W and 0 <= y1 < H, 0 <= x1 < W and 0 <= y1 < H)
+
+
+@register_jitable
 def nearest_tap(ix):
     """Nearest-integer kernel, eq. (4): the tap is ix rounded half to even (np.rint)."""
     f = math.floor(ix)
@@ -187,8 +204,7 @@ def sample_location(inp, out, n, ho, wo, gx, gy, mode, padding, align_corners, f
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
     ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
     if mode == BILINEAR:
-        x0, wx0, wx1 = bilinear_taps(ix)
-        y0, wy0, wy1 = bilinear_taps(iy)
+        x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
         x1, y1 = x0 + 1, y0 + 1
         if 0 <= x0 and x1 < W and 0 <= y0 and y1 < H:
             # The common case, kept short: all 4 taps inside, so no test per tap,
@@ -212,15 +228,11 @@ def sample_location_edge(inp, out, n, ho, wo, ix, iy, mode, fill):
         for c in range(C):
             out[n, c, ho, wo] = read(inp, n, c, y, x, inside, fill)
         return
-    x0, wx0, wx1 = bilinear_taps(ix)
-    y0, wy0, wy1 = bilinear_taps(iy)
+    x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
     x1, y1 = x0 + 1, y0 + 1
     w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
     # Which taps are inside is the same for every channel: decide it once.
-    in00 = 0 <= x0 < W and 0 <= y0 < H
-    in01 = 0 <= x1 < W and 0 <= y0 < H
-    in10 = 0 <= x0 < W and 0 <= y1 < H
-    in11 = 0 <= x1 < W and 0 <= y1 < H
+    in00, in01, in10, in11 = taps_inside(x0, y0, H, W)
     for c in range(C):
         v00 = read(inp, n, c, y0, x0, in00, fill)
         v01 = read(inp, n, c, y0, x1, in01, fill)
@@ -241,8 +253,7 @@ def backward_location(grad_out, inp, grad_inp, n, ho, wo, gx, gy, mode, padding,
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
     ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
     if mode == BILINEAR:
-        x0, wx0, wx1 = bilinear_taps(ix)
-        y0, wy0, wy1 = bilinear_taps(iy)
+        x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
         x1, y1 = x0 + 1, y0 + 1
         if 0 <= x0 and x1 < W and 0 <= y0 and y1 < H:
             # The common case, kept short: all 4 taps inside (see sample_location).
@@ -283,14 +294,10 @@ def backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, ix, iy, mx, my, m
                 for c in range(C):
                     grad_inp[n, c, y, x] += grad_out[n, c, ho, wo]
         return 0.0, 0.0
-    x0, wx0, wx1 = bilinear_taps(ix)
-    y0, wy0, wy1 = bilinear_taps(iy)
+    x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
     x1, y1 = x0 + 1, y0 + 1
     w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
-    in00 = 0 <= x0 < W and 0 <= y0 < H
-    in01 = 0 <= x1 < W and 0 <= y0 < H
-    in10 = 0 <= x0 < W and 0 <= y1 < H
-    in11 = 0 <= x1 < W and 0 <= y1 < H
+    in00, in01, in10, in11 = taps_inside(x0, y0, H, W)
     dx = 0.0
     dy = 0.0
     for c in range(C):
@@ -335,19 +342,17 @@ def input_grad_location(grad_out, grad_inp, n, c, ho, wo, gx, gy, mode, padding,
         if 0 <= x < W and 0 <= y < H:
             grad_inp[n, c, y, x] += g
         return
-    x0, wx0, wx1 = bilinear_taps(ix)
-    y0, wy0, wy1 = bilinear_taps(iy)
+    x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
     x1, y1 = x0 + 1, y0 + 1
-    if 0 <= y0 < H:
-        if 0 <= x0 < W:
-            grad_inp[n, c, y0, x0] += g * (wy0 * wx0)
-        if 0 <= x1 < W:
-            grad_inp[n, c, y0, x1] += g * (wy0 * wx1)
-    if 0 <= y1 < H:
-        if 0 <= x0 < W:
-            grad_inp[n, c, y1, x0] += g * (wy1 * wx0)
-        if 0 <= x1 < W:
-            grad_inp[n, c, y1, x1] += g * (wy1 * wx1)
+    in00, in01, in10, in11 = taps_inside(x0, y0, H, W)
+    if in00:
+        grad_inp[n, c, y0, x0] += g * (wy0 * wx0)
+    if in01:
+        grad_inp[n, c, y0, x1] += g * (wy0 * wx1)
+    if in10:
+        grad_inp[n, c, y1, x0] += g * (wy1 * wx0)
+    if in11:
+        grad_inp[n, c, y1, x1] += g * (wy1 * wx1)
 
 
 # ------------------------------------------------------------ affine grid ----

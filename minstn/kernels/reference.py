@@ -42,7 +42,7 @@ read fill_value. The bilinear (and nearest) weights over ALL integer (n, m) sum 
 import numpy as np
 
 from . import pixel
-from .pixel import NEAREST, ZEROS
+from .pixel import NEAREST
 from .numpy_backend import source_indices, base_coordinates
 
 
@@ -87,8 +87,7 @@ def kernel_derivative(coord, size, mode):
 
 
 def _prepare(input, grid, mode, padding_mode, align_corners, fill_value):
-    mode, padding = pixel.MODES[mode], pixel.PADDINGS[padding_mode]
-    fill = float(fill_value) if padding == ZEROS else 0.0
+    mode, padding, fill = pixel.option_codes(mode, padding_mode, fill_value)
     N, C, H, W = input.shape
     P = grid.shape[1] * grid.shape[2]
     g = grid.reshape(N, P, 2)

@@ -150,8 +150,8 @@ def col2im(dcols: np.ndarray, x_shape: tuple, kernel: tuple, stride: tuple, padd
     """
     N, C, H, W = x_shape
     (kh, kw), (ph, pw) = kernel, padding
-    Ho = (H + 2 * ph - kh) // stride[0] + 1
-    Wo = (W + 2 * pw - kw) // stride[1] + 1
+    Ho = conv_output_size(H, kh, stride[0], ph)
+    Wo = conv_output_size(W, kw, stride[1], pw)
     d = dcols.reshape(C, kh, kw, N, Ho, Wo)
     dx = np.zeros((C, N, H + 2 * ph, W + 2 * pw), dtype=dcols.dtype)  # channel-major, like d
     for i in range(kh):

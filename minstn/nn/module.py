@@ -279,8 +279,7 @@ class Module:
         Values may be ndarrays, Tensors or anything ``np.asarray`` accepts (e.g. a
         torch tensor after ``.detach()``). Everything is checked before anything is
         written: with ``strict=True`` missing or unexpected names raise RuntimeError (as in
-        PyTorch), listing them; a
-        shape mismatch always raises ValueError naming the entry and both shapes.
+        PyTorch), listing them; a shape mismatch always raises ValueError naming the entry and both shapes.
         Returns ``(missing_keys, unexpected_keys)``.
         """
         own = self._state_tensors()

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..autograd import Tensor, as_tensor, no_grad
 from . import init
+from .functional_layers import pair
 from .layers import Linear
 from .module import Module
 
@@ -35,15 +36,6 @@ def _transform_spec(transform):
     if transform not in TRANSFORMS:
         raise ValueError(f"unknown transform {transform!r}; choose one of {sorted(TRANSFORMS)}")
     return TRANSFORMS[transform]
-
-
-def _pair(size):
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)):
-        return int(size), int(size)
-    h, w = size
-    return int(h), int(w)
 
 
 class SpatialTransformer(Module):
@@ -79,7 +71,7 @@ class SpatialTransformer(Module):
         super().__init__()
         self.spec = _transform_spec(transform)
         self.transform = transform if isinstance(transform, str) else getattr(transform, "name", "custom")
-        self.out_size = _pair(out_size)
+        self.out_size = None if out_size is None else pair(out_size, "out_size")
         self.align_corners, self.padding_mode, self.mode = bool(align_corners), padding_mode, mode
         self.localisation = localisation
         if features is None:

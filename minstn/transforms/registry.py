@@ -43,7 +43,7 @@ class TransformSpec:
 
 
 def _affine_grid(params, size, align_corners):
-    from .. import sampling  # owned by the sampler engineer; imported late to avoid a cycle
+    from .. import sampling  # imported late to avoid an import cycle
     from .builders import affine_from_params
 
     return sampling.affine_grid(affine_from_params(params), size, align_corners)

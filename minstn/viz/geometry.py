@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Polygon
+from ..kernels.pixel import unnormalize
 
 __all__ = ["grid_overlay", "before_after", "vector_field", "affine_gallery", "draw_graph", "to_pixels"]
 
@@ -60,10 +61,9 @@ def to_pixels(grid, H: int, W: int, align_corners: bool = False) -> tuple[np.nda
     align_corners=True:  ix = (x + 1) / 2 (W - 1)   (-1, +1 are the corner pixel centres)
     """
     g = _array(grid)
-    x, y = g[..., 0], g[..., 1]
-    if align_corners:
-        return (x + 1) / 2 * (W - 1), (y + 1) / 2 * (H - 1)
-    return ((x + 1) * W - 1) / 2, ((y + 1) * H - 1) / 2
+    ix, _ = unnormalize(g[..., 0], W, align_corners)
+    iy, _ = unnormalize(g[..., 1], H, align_corners)
+    return ix, iy
 
 
 def _show(ax, img, title=None, cmap="gray"):
@@ -171,8 +171,9 @@ def vector_field(image, vectors, grid=None, align_corners: bool = False, step: i
         iy, ix = np.mgrid[0:H, 0:W].astype(np.float64)
     else:
         ix, iy = to_pixels(_grid2d(grid), H, W, align_corners)
-    # Normalised units -> pixels: d(ix)/dx = W/2 (align_corners=False), same idea for y.
-    u, w = v[..., 0] * (W / 2), v[..., 1] * (H / 2)
+    # Normalised units -> pixels: d(ix)/dx is W/2 (align_corners=False) or (W-1)/2.
+    u = v[..., 0] * unnormalize(0.0, W, align_corners)[1]
+    w = v[..., 1] * unnormalize(0.0, H, align_corners)[1]
     s = (slice(None, None, step), slice(None, None, step))
     u, w, ix, iy = u[s], w[s], ix[s], iy[s]
     longest = np.sqrt(u**2 + w**2).max()

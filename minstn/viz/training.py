@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
 
-from .geometry import to_pixels
+from .geometry import _outline, to_pixels
 
 __all__ = ["plot_training_curves", "plot_transformer", "transformer_outputs"]
 
@@ -92,11 +92,8 @@ def plot_transformer(model, x: np.ndarray, labels=None, align_corners: bool = Fa
         top, bottom = axes[0, i], axes[1, i]
         top.imshow(x[i, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ix, iy = to_pixels(grid[i], H, W, align_corners)
-        border = np.concatenate([
-            np.stack([ix[0, :], iy[0, :]], -1), np.stack([ix[:, -1], iy[:, -1]], -1),
-            np.stack([ix[-1, ::-1], iy[-1, ::-1]], -1), np.stack([ix[::-1, 0], iy[::-1, 0]], -1)])
         _lattice_lines(top, ix, iy, lines, color)
-        top.add_patch(Polygon(border, closed=True, fill=False, edgecolor=color, linewidth=1.5))
+        top.add_patch(Polygon(_outline(ix, iy), closed=True, fill=False, edgecolor=color, linewidth=1.5))
         top.scatter([ix[0, 0]], [iy[0, 0]], s=18, marker="s", facecolor="none", edgecolor="tab:red", zorder=4)
         # keep the input in view even when the grid reaches outside it
         top.set_xlim(-0.5, W - 0.5)
