@@ -15,7 +15,8 @@
 # **You will learn**
 #
 # 1. to switch backends and check that they agree (forward and both gradients);
-# 2. to read a Numba kernel: `@njit(parallel=True)`, `prange`, and a per-pixel
+# 2. to read a Numba kernel: `@njit(nogil=True, cache=True)`, a loop over a run of
+#    output rows, the threads that run several runs at once, and a per-pixel
 #    function shared with the GPU;
 # 3. *why* each is faster than the one before, with timings measured here, on
 #    your machine;
@@ -80,13 +81,18 @@ print(inspect.getsource(cpu._forward_kernel.py_func))
 # %% [markdown]
 # How to read it:
 #
-# * `@njit(parallel=True, cache=True)`: compile this Python function to machine
-#   code the first time it is called with given argument types (`nopython`: no
-#   Python objects inside, so loops run at C speed); `parallel=True` lets
-#   `prange` split its iterations across threads; `cache=True` stores the
-#   compiled code on disk, so the next process skips compilation.
-# * `for k in prange(N * Ho)`: one iteration per output *row*; each writes only
-#   its own outputs, so the threads never race.
+# * `@njit(**JIT)`, with `JIT = dict(nogil=True, cache=True, error_model="numpy")`:
+#   compile this Python function to machine code the first time it is called with
+#   given argument types (`nopython`: no Python objects inside, so loops run at C
+#   speed); `nogil=True` releases Python's global interpreter lock while it runs,
+#   so several Python threads can run it at once on different cores; `cache=True`
+#   stores the compiled code on disk, so the next process skips compilation.
+# * `for k in range(r0, r1)`: one iteration per output *row*, for a run of rows
+#   `[r0, r1)`. The host function `cpu.grid_sample_forward` cuts the N * H_out rows
+#   into runs and gives them to a pool of threads (`cpu._in_parallel`). Each row
+#   writes only its own outputs, so the threads never race. (Numba's other way,
+#   `@njit(parallel=True)` with `prange`, runs as fast here but takes 2-3x longer
+#   to compile on first use.)
 # * `pixel.sample_location(...)`: the per-location maths (normalise, pick the 4
 #   taps, weight them), written **once** in `pixel.py` as plain Python marked
 #   `@register_jitable`. Numba inlines it here, and `cuda.py` compiles the same
@@ -98,8 +104,8 @@ print(inspect.getsource(pixel.bilinear_taps.py_func if hasattr(pixel.bilinear_ta
 
 # %% [markdown]
 # The backward is harder: dL/dU (eq. 6) is a **scatter**: two output locations
-# may add into the same input pixel. The CPU kernel gives each thread a whole
-# image (`prange(N)`), so no two threads ever touch the same pixel. The CUDA
+# may add into the same input pixel. The CPU backward gives each thread runs of
+# whole images, so no two threads ever touch the same pixel. The CUDA
 # kernel does something similar per (n, c) plane, to stay deterministic without
 # atomics (read the docstrings of `cpu.py` and `cuda.py`).
 

@@ -1,20 +1,33 @@
-"""Numba CPU backend: parallel loops over output locations calling ``pixel.py``.
+"""Numba CPU backend: compiled loops over output rows calling ``pixel.py``.
 
-Each kernel below is a loop nest; the body at one output location is a call into
-``pixel.py`` (compiled by ``numba.njit`` where it is used). How the work is split:
+Each kernel below is a loop nest over a RUN of output rows ``[r0, r1)`` (row k is
+image ``k // H_out``, row ``k % H_out``); the body at one output location is a call into
+``pixel.py`` (compiled by ``numba.njit`` where it is used). The host functions at the
+bottom split the rows into runs and hand the runs to a small pool of Python threads
+(``_in_parallel``): the kernels are compiled with ``nogil=True``, so the threads really
+run at the same time, one per core (``numba.get_num_threads()``, i.e. NUMBA_NUM_THREADS
+or ``numba.set_num_threads``). How the work is split:
 
-* affine grid (eq. (1)) and its gradient: plain serial loops (see ``SERIAL_JIT``).
-* forward and grid gradient: ``prange`` over the N * H_out output rows. Every output
-  location writes only its own output/grad_grid entries: no races. For images with
-  many large channels the forward fills each row channel by channel instead
-  (``_forward_rows_kernel``, chosen by ``ROWS_BYTES``). The grid gradient
-  of eq. (7) is summed over channels in registers.
+* affine grid (eq. (1)) and its gradient: plain serial loops, vectorised by the
+  compiler (a multiply-add per grid value: well under a millisecond for 256 x 42 x 42).
+* bilinear forward and grid gradient: runs of rows. Every output location writes only
+  its own output/grad_grid entries: no races. Each row is done in two passes: first
+  ``pixel.bilinear_footprint`` for the whole row (coordinates, taps, weights:
+  ``_row_footprints``, a loop that compiles to SIMD instructions), then the image
+  reads, location by location or, for images with many large channels, channel by
+  channel (chosen by ``ROWS_BYTES``). The grid gradient of eq. (7) is summed over
+  channels in registers.
 * input gradient (eq. (6)) is a SCATTER: two output locations may hit the same input
-  pixel. Running two of them at once on different threads would race, so the fused
-  backward runs ``prange`` over the batch N: each thread owns grad_input[n] whole.
-  (With N smaller than the thread count this leaves cores idle; the benchmark batch
-  sizes are >= 16.) When the input gradient is not needed the scatter is skipped and
-  the grid-only kernel parallelises over N * H_out again.
+  pixel. Two threads doing both at once would race, so with the input gradient the
+  runs are whole images: each thread owns grad_input[n] whole. (With N smaller than
+  the thread count this leaves cores idle; the benchmark batch sizes are >= 16.)
+* the nearest kernel (eq. (4)) uses the plain location-by-location kernels
+  (``_forward_kernel``, ``_backward_fused_kernel``, ``_grid_grad_kernel``).
+
+Why threads and ``nogil`` rather than ``@njit(parallel=True)`` and ``prange``: the
+same speed here, but Numba compiles a ``prange`` loop through its parallel-loop
+machinery, which made the first call (empty cache) 2-3x slower to compile -- the
+cold start a new user waits through (``benchmarks/cold_start.py``).
 
 Small ints for mode/padding and C-contiguous arrays keep the compiled signatures to
 one per dtype (float32, float64) per kernel; ``cache=True`` keeps them on disk.
@@ -26,24 +39,26 @@ Performance notes (issue 9, measured in ``benchmarks/RESULTS.md``):
   every divisor in ``pixel.py`` is a non-zero size or a constant.
 * no ``fastmath``: the float64 kernels must agree with the reference to 1e-10, and
   reassociation would also make the taps depend on the compiler.
-* small inputs run on ONE thread (``_serial_if_small``): starting a parallel region
-  costs ~10 us on an idle machine and milliseconds on a loaded one, more than the
-  whole loop on a few thousand samples.
+* small inputs run on the calling thread (``SERIAL_WORK``): handing work to another
+  thread costs tens of microseconds, more than the whole loop on a few thousand
+  samples.
 * outputs that a kernel overwrites completely are ``np.empty``, not ``np.zeros``;
-  grad_input is zeroed inside the kernel by the thread that owns it (one parallel
-  pass instead of a serial memset). The backward allocates nothing but its outputs.
+  grad_input is zeroed inside the kernel by the thread that owns it (in parallel,
+  cache-warm). Besides its outputs, the backward allocates only one scratch row per
+  run of work (10 numbers per output column: 3.4 KB for W_out = 42), never anything
+  of the size of the input.
 
 Caching caveat: Numba's on-disk cache (``cache=True``) is keyed on THIS file's time
 stamp only, but the kernels inline ``pixel.py``. So that a learner who edits
 ``pixel.py`` never runs a stale compiled kernel, ``_refresh_cache_stamp`` below bumps
 this file's time stamp whenever ``pixel.py`` is newer (what ``touch cpu.py`` would do).
 """
-import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import pixel
 
@@ -59,148 +74,250 @@ def _refresh_cache_stamp(here: str = __file__, math: str = pixel.__file__) -> No
 
 _refresh_cache_stamp()
 
-# Below this many (sample x channel) operations a kernel runs on one thread.
+# Below this many (sample x channel) operations a kernel runs on the calling thread.
 SERIAL_WORK = 1 << 15
-# The bilinear forward switches to the channel-outer loop (``_forward_rows_kernel``)
-# when one image (all its channels) is larger than this: then reading the channels
-# location by location misses the cache. Measured (issue 9, round 2, one thread):
-# 16 x 64 x 64 x 64 float32 (1 MB per image) 1.1-1.4x faster; 64 x 32 x 28 x 28
-# (100 KB) slower, so it stays location-outer; C = 1 no difference.
+# Runs per thread: more than one evens out the load when other processes share the
+# cores (a thread that finishes early takes the next run).
+RUNS_PER_THREAD = 4
+# The bilinear forward switches to the channel-outer loop (``channel_outer`` of
+# ``_bilinear_forward_kernel``) when one image (all its channels) is larger than
+# this: then reading the channels location by location misses the cache. Measured
+# (issue 9, one thread): 16 x 64 x 64 x 64 float32 (1 MB per image) 1.15x faster;
+# 64 x 32 x 28 x 28 (100 KB) 1.7x slower, so it stays location-outer; C = 1 no
+# difference.
 ROWS_BYTES = 1 << 18
+# Markers the bilinear kernels store in place of x0 (an inside x0 is >= 0).
+PARTLY_OUTSIDE, ALL_OUTSIDE = -1, -2
 
-JIT = dict(parallel=True, cache=True, error_model="numpy")
-# The affine-grid kernels do a multiply-add per grid value: a 256 x 42 x 42 grid takes
-# ~1.6 ms on one core, less than waking a second thread costs on a loaded machine.
-# So they are plain serial loops, which also compile several times faster than
-# parallel ones (cold start, see benchmarks/cold_start.py).
-SERIAL_JIT = dict(cache=True, error_model="numpy")
+JIT = dict(nogil=True, cache=True, error_model="numpy")
+
+_pool, _pool_threads = None, 0
 
 
-@contextlib.contextmanager
-def _serial_if_small(work):
-    """Run the enclosed kernel call on one thread when ``work`` is small."""
+def _in_parallel(kernel, args, rows, step, work):
+    """Call ``kernel(*args, r0, r1)`` on runs ``[r0, r1)`` covering ``range(rows)``,
+    each a multiple of ``step`` rows long, on ``numba.get_num_threads()`` threads.
+
+    Runs are disjoint, so as long as each kernel writes only to its own rows (or, with
+    step = H_out, its own images) the threads never touch the same memory.
+    """
+    global _pool, _pool_threads
     threads = numba.get_num_threads()
-    if work >= SERIAL_WORK or threads == 1:
-        yield
+    units = rows // step
+    if threads == 1 or work < SERIAL_WORK or units == 1:
+        kernel(*args, 0, rows)
         return
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(threads)
-
-
-@njit(**SERIAL_JIT)
-def _affine_grid_kernel(theta, grid, align_corners):
-    N, H, W = grid.shape[0], grid.shape[1], grid.shape[2]
-    for k in range(N * H):
-        n, h = k // H, k % H
-        yt = pixel.base_coordinate(h, H, align_corners)
-        for w in range(W):
-            xt = pixel.base_coordinate(w, W, align_corners)
-            for r in range(2):          # eq. (1): row r of A_theta times (x_t, y_t, 1)
-                grid[n, h, w, r] = float(theta[n, r, 0]) * xt + float(theta[n, r, 1]) * yt + float(theta[n, r, 2])
-
-
-@njit(**SERIAL_JIT)
-def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
-    N, H, W = grad_grid.shape[0], grad_grid.shape[1], grad_grid.shape[2]
-    for n in range(N):
-        # One pass over grad_grid[n] (it is (H, W, 2): x and y side by side).
-        ax, ay, a1 = 0.0, 0.0, 0.0      # row 0 of A_theta: sums of g_x * (x_t, y_t, 1)
-        bx, by, b1 = 0.0, 0.0, 0.0      # row 1: sums of g_y * (x_t, y_t, 1)
-        for h in range(H):
-            yt = pixel.base_coordinate(h, H, align_corners)
-            rx, ry, sx, sy = 0.0, 0.0, 0.0, 0.0
-            for w in range(W):
-                xt = pixel.base_coordinate(w, W, align_corners)
-                gx = float(grad_grid[n, h, w, 0])
-                gy = float(grad_grid[n, h, w, 1])
-                rx += gx * xt
-                ry += gy * xt
-                sx += gx
-                sy += gy
-            ax += rx
-            bx += ry
-            ay += sx * yt
-            by += sy * yt
-            a1 += sx
-            b1 += sy
-        grad_theta[n, 0, 0] = ax
-        grad_theta[n, 0, 1] = ay
-        grad_theta[n, 0, 2] = a1
-        grad_theta[n, 1, 0] = bx
-        grad_theta[n, 1, 1] = by
-        grad_theta[n, 1, 2] = b1
+    runs = min(units, threads * RUNS_PER_THREAD)
+    bounds = [(t * units // runs * step, (t + 1) * units // runs * step) for t in range(runs)]
+    if _pool_threads != threads:         # first call, or numba.set_num_threads changed it
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minstn-cpu")
+        _pool_threads = threads
+    for future in [_pool.submit(kernel, *args, r0, r1) for r0, r1 in bounds]:
+        future.result()                 # re-raises any error of the kernel
 
 
 @njit(**JIT)
-def _forward_kernel(inp, grid, out, mode, padding, align_corners, fill):
-    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
-    for k in prange(N * Ho):
+def _base_coordinates(size, align_corners):
+    """The `size` base coordinates of eq. (1) along one axis, as an array."""
+    out = np.empty(size, np.float64)
+    for i in range(size):
+        out[i] = pixel.base_coordinate(i, size, align_corners)
+    return out
+
+
+@njit(**JIT)
+def _affine_grid_kernel(theta, grid, align_corners):
+    N, H, W = grid.shape[0], grid.shape[1], grid.shape[2]
+    xs = _base_coordinates(W, align_corners)
+    ys = _base_coordinates(H, align_corners)
+    for n in range(N):
+        a0, a1, a2 = float(theta[n, 0, 0]), float(theta[n, 0, 1]), float(theta[n, 0, 2])
+        b0, b1, b2 = float(theta[n, 1, 0]), float(theta[n, 1, 1]), float(theta[n, 1, 2])
+        for h in range(H):
+            ay, by = a1 * ys[h], b1 * ys[h]
+            for w in range(W):      # eq. (1): A_theta times (x_t, y_t, 1), row by row
+                grid[n, h, w, 0] = a0 * xs[w] + ay + a2
+                grid[n, h, w, 1] = b0 * xs[w] + by + b2
+
+
+@njit(**JIT)
+def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
+    N, H, W = grad_grid.shape[0], grad_grid.shape[1], grad_grid.shape[2]
+    xs = _base_coordinates(W, align_corners)
+    ys = _base_coordinates(H, align_corners)
+    # Column sums over h (one accumulator per w: the inner loop runs on SIMD lanes):
+    # of g_x, g_y and of y_t * g_x, y_t * g_y.
+    sx, sy = np.empty(W, np.float64), np.empty(W, np.float64)
+    tx, ty = np.empty(W, np.float64), np.empty(W, np.float64)
+    for n in range(N):
+        sx[:] = 0.0
+        sy[:] = 0.0
+        tx[:] = 0.0
+        ty[:] = 0.0
+        for h in range(H):
+            yt = ys[h]
+            for w in range(W):
+                gx = float(grad_grid[n, h, w, 0])
+                gy = float(grad_grid[n, h, w, 1])
+                sx[w] += gx
+                sy[w] += gy
+                tx[w] += yt * gx
+                ty[w] += yt * gy
+        a = np.zeros(6, np.float64)
+        for w in range(W):          # row r of A_theta: sums of g_r * (x_t, y_t, 1)
+            a[0] += xs[w] * sx[w]
+            a[1] += tx[w]
+            a[2] += sx[w]
+            a[3] += xs[w] * sy[w]
+            a[4] += ty[w]
+            a[5] += sy[w]
+        for j in range(6):
+            grad_theta[n, j // 3, j % 3] = a[j]
+
+
+@njit(**JIT)
+def _forward_kernel(inp, grid, out, mode, padding, align_corners, fill, r0, r1):
+    """Any mode, one location after the other (used for the nearest kernel)."""
+    Ho, Wo = grid.shape[1], grid.shape[2]
+    for k in range(r0, r1):
         n, ho = k // Ho, k % Ho
         for wo in range(Wo):
             pixel.sample_location(inp, out, n, ho, wo, grid[n, ho, wo, 0], grid[n, ho, wo, 1],
                                   mode, padding, align_corners, fill)
 
 
-@njit(**JIT)
-def _forward_rows_kernel(inp, grid, out, padding, align_corners, fill):
-    """Bilinear forward, loop order for many large channels (see ``ROWS_BYTES``).
+@njit(inline="always")
+def _footprint_loop(grid, n, ho, H, W, padding, align_corners, taps, fp):
+    for wo in range(grid.shape[2]):
+        ix, iy, mx, my, x0, y0, wx0, wx1, wy0, wy1, inside = pixel.bilinear_footprint(
+            grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W, padding, align_corners)
+        edge = ALL_OUTSIDE if pixel.no_tap_inside(x0, y0, H, W) else PARTLY_OUTSIDE
+        taps[0, wo] = x0 if inside else edge
+        taps[1, wo] = y0
+        fp[0, wo] = ix
+        fp[1, wo] = iy
+        fp[2, wo] = mx
+        fp[3, wo] = my
+        fp[4, wo] = wx0
+        fp[5, wo] = wx1
+        fp[6, wo] = wy0
+        fp[7, wo] = wy1
 
-    Same sums as ``_forward_kernel`` (bit for bit), in another order: the taps and
-    the 4 weights of eq. (5) of a whole output row are computed first, then the row
-    is filled channel by channel. Each channel pass reads one input plane (a few KB,
-    cache-resident) and writes a contiguous run of ``out``; location by location, the
-    channel loop would jump ``H * W`` elements per channel instead.
+
+@njit(inline="always")
+def _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp):
+    """``pixel.bilinear_footprint`` for every location of output row (n, ho).
+
+    Fills taps[0] = x0 (or, where some tap is outside, PARTLY_OUTSIDE or ALL_OUTSIDE:
+    both negative, and an inside x0 never is), taps[1] = y0,
+    and fp[0:8] = ix, iy, mx, my, wx0, wx1, wy0, wy1. The loop reads no image and
+    has no early exits, so LLVM compiles it to SIMD instructions (4 locations at a
+    time with AVX2): this is where most of the arithmetic of the sampler is.
+
+    The loop is written once (``_footprint_loop``) and inlined in several copies, each
+    with padding (and for zeros also align_corners) as a CONSTANT: the compiler then
+    drops the code of the other options from that copy. One copy for every option
+    costs 2.4x the time for the default zeros padding: reflection folds coordinates
+    with a remainder (a call that cannot run on SIMD lanes), and a run-time
+    alignment test stays in the loop.
     """
-    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
+    if padding == pixel.ZEROS:
+        if align_corners:
+            _footprint_loop(grid, n, ho, H, W, pixel.ZEROS, True, taps, fp)
+        else:
+            _footprint_loop(grid, n, ho, H, W, pixel.ZEROS, False, taps, fp)
+    elif padding == pixel.BORDER:
+        _footprint_loop(grid, n, ho, H, W, pixel.BORDER, align_corners, taps, fp)
+    else:
+        _footprint_loop(grid, n, ho, H, W, pixel.REFLECTION, align_corners, taps, fp)
+
+
+@njit(**JIT)
+def _bilinear_forward_kernel(inp, grid, out, padding, align_corners, fill, channel_outer, r0, r1):
+    """Eq. (3) with the bilinear kernel (5), row by row in two passes: first the
+    footprints of the whole row (``_row_footprints``, SIMD), then the image reads.
+
+    channel_outer: fill the row channel by channel (each pass reads one input plane,
+    cache-resident, and writes a contiguous run of ``out``) instead of location by
+    location (which jumps H * W elements per channel); see ``ROWS_BYTES``. Same sums,
+    bit for bit, in either order.
+    """
+    Ho, Wo = grid.shape[1], grid.shape[2]
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-    for k in prange(N * Ho):
+    taps = np.empty((2, Wo), np.intp)               # scratch of this run of rows
+    fp = np.empty((8, Wo), np.float64)
+    for k in range(r0, r1):
         n, ho = k // Ho, k % Ho
-        x0s = np.empty(Wo, np.intp)          # x0 of an all-inside location, -1 otherwise
-        y0s = np.empty(Wo, np.intp)
-        ws = np.empty((4, Wo), np.float64)   # w00, w01, w10, w11
-        ixs = np.empty(Wo, np.float64)
-        iys = np.empty(Wo, np.float64)
-        edge = False
-        for wo in range(Wo):
-            ix, iy, _, _ = pixel.locate(grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W, padding,
-                                        align_corners)
-            x0, y0, wx0, wx1, wy0, wy1 = pixel.bilinear_corner(ix, iy)
-            ixs[wo] = ix
-            iys[wo] = iy
-            if 0 <= x0 and x0 + 1 < W and 0 <= y0 and y0 + 1 < H:
-                x0s[wo] = x0
-                y0s[wo] = y0
-                ws[0, wo] = wy0 * wx0
-                ws[1, wo] = wy0 * wx1
-                ws[2, wo] = wy1 * wx0
-                ws[3, wo] = wy1 * wx1
-            else:
-                x0s[wo] = -1
-                edge = True
-        for c in range(C):
+        _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp)
+        if channel_outer:
+            for c in range(C):
+                for wo in range(Wo):
+                    if taps[0, wo] >= 0:
+                        out[n, c, ho, wo] = pixel.interpolate_inside(
+                            inp, n, c, taps[0, wo], taps[1, wo], fp[4, wo], fp[5, wo], fp[6, wo], fp[7, wo])
+        else:
             for wo in range(Wo):
-                x0 = x0s[wo]
+                x0 = taps[0, wo]
                 if x0 >= 0:
-                    y0 = y0s[wo]
-                    out[n, c, ho, wo] = (ws[0, wo] * float(inp[n, c, y0, x0])
-                                         + ws[1, wo] * float(inp[n, c, y0, x0 + 1])
-                                         + ws[2, wo] * float(inp[n, c, y0 + 1, x0])
-                                         + ws[3, wo] * float(inp[n, c, y0 + 1, x0 + 1]))
-        if edge:
-            for wo in range(Wo):
-                if x0s[wo] < 0:
-                    pixel.sample_location_edge(inp, out, n, ho, wo, ixs[wo], iys[wo],
-                                               pixel.BILINEAR, fill)
+                    y0, wx0, wx1, wy0, wy1 = taps[1, wo], fp[4, wo], fp[5, wo], fp[6, wo], fp[7, wo]
+                    for c in range(C):
+                        out[n, c, ho, wo] = pixel.interpolate_inside(inp, n, c, x0, y0, wx0, wx1, wy0, wy1)
+        for wo in range(Wo):
+            if taps[0, wo] == ALL_OUTSIDE:      # every channel reads only padding
+                v = pixel.outside_value(fp[4, wo], fp[5, wo], fp[6, wo], fp[7, wo], fill)
+                for c in range(C):
+                    out[n, c, ho, wo] = v
+            elif taps[0, wo] == PARTLY_OUTSIDE:
+                pixel.sample_location_edge(inp, out, n, ho, wo, fp[0, wo], fp[1, wo], pixel.BILINEAR, fill)
+
+
+@njit(**JIT)
+def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, padding, align_corners,
+                              fill, need_input_grad, need_grid_grad, r0, r1):
+    """Eq. (6) and (7) with the bilinear kernel, in the two passes of the forward.
+
+    With need_input_grad the run must be whole images (the scatter into grad_inp[n] is
+    then race-free: one thread owns it, and zeroes it first, cache-warm); without, any
+    run of rows (only grad_grid is written, each entry by its location).
+    """
+    Ho, Wo = grid.shape[1], grid.shape[2]
+    C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+    if need_input_grad:
+        grad_inp[r0 // Ho:r1 // Ho] = 0.0
+    taps = np.empty((2, Wo), np.intp)
+    fp = np.empty((8, Wo), np.float64)
+    for k in range(r0, r1):
+        n, ho = k // Ho, k % Ho
+        _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp)
+        for wo in range(Wo):
+            x0 = taps[0, wo]
+            if x0 >= 0:
+                y0, wx0, wx1, wy0, wy1 = taps[1, wo], fp[4, wo], fp[5, wo], fp[6, wo], fp[7, wo]
+                dx = 0.0
+                dy = 0.0
+                for c in range(C):
+                    ddx, ddy = pixel.backward_inside(grad_out, inp, grad_inp, n, c, ho, wo, x0, y0,
+                                                     wx0, wx1, wy0, wy1, need_input_grad)
+                    dx += ddx
+                    dy += ddy
+                dx, dy = dx * fp[2, wo], dy * fp[3, wo]
+            else:
+                dx, dy = pixel.backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, fp[0, wo],
+                                                      fp[1, wo], fp[2, wo], fp[3, wo], pixel.BILINEAR,
+                                                      fill, need_input_grad)
+            if need_grid_grad:
+                grad_grid[n, ho, wo, 0] = dx
+                grad_grid[n, ho, wo, 1] = dy
 
 
 @njit(**JIT)
 def _backward_fused_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding,
-                           align_corners, fill, need_grid_grad):
-    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
-    for n in prange(N):                 # one thread owns grad_inp[n]: the scatter is race-free
+                           align_corners, fill, need_grid_grad, r0, r1):
+    """Any mode, location by location; the run [r0, r1) must be whole images."""
+    Ho, Wo = grid.shape[1], grid.shape[2]
+    for n in range(r0 // Ho, r1 // Ho):  # this thread owns grad_inp[n]: race-free scatter
         grad_inp[n] = 0.0               # zeroed here, by its owner: parallel and cache-warm
         for ho in range(Ho):
             for wo in range(Wo):
@@ -213,9 +330,10 @@ def _backward_fused_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, paddi
 
 
 @njit(**JIT)
-def _grid_grad_kernel(grad_out, inp, grid, grad_grid, mode, padding, align_corners, fill):
-    N, Ho, Wo = grid.shape[0], grid.shape[1], grid.shape[2]
-    for k in prange(N * Ho):
+def _grid_grad_kernel(grad_out, inp, grid, grad_grid, mode, padding, align_corners, fill, r0, r1):
+    """Any mode, eq. (7) only, location by location."""
+    Ho, Wo = grid.shape[1], grid.shape[2]
+    for k in range(r0, r1):
         n, ho = k // Ho, k % Ho
         for wo in range(Wo):
             dx, dy = pixel.grid_grad_location(grad_out, inp, n, ho, wo,
@@ -254,11 +372,12 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
     if out.size == 0:
         return out
     inp, grd = np.ascontiguousarray(input), np.ascontiguousarray(grid)
-    with _serial_if_small(out.size):
-        if m == pixel.BILINEAR and inp[0].nbytes > ROWS_BYTES:
-            _forward_rows_kernel(inp, grd, out, p, bool(align_corners), fill)
-        else:
-            _forward_kernel(inp, grd, out, m, p, bool(align_corners), fill)
+    rows = N * grid.shape[1]
+    if m == pixel.BILINEAR:
+        args = (inp, grd, out, p, bool(align_corners), fill, inp[0].nbytes > ROWS_BYTES)
+        _in_parallel(_bilinear_forward_kernel, args, rows, 1, out.size)
+    else:
+        _in_parallel(_forward_kernel, (inp, grd, out, m, p, bool(align_corners), fill), rows, 1, out.size)
     return out
 
 
@@ -274,11 +393,18 @@ def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_cor
     grad_grid = np.empty(grid.shape, dtype=grid.dtype) if need_grid_grad else None
     go = np.ascontiguousarray(grad_output, dtype=input.dtype)
     inp, grd = np.ascontiguousarray(input), np.ascontiguousarray(grid)
-    with _serial_if_small(go.size):
-        if need_input_grad:
-            gg = grad_grid if need_grid_grad else np.empty((0, 0, 0, 0), dtype=grid.dtype)
-            _backward_fused_kernel(go, inp, grd, grad_in, gg, m, p, bool(align_corners), fill,
-                                   bool(need_grid_grad))
-        else:
-            _grid_grad_kernel(go, inp, grd, grad_grid, m, p, bool(align_corners), fill)
+    Ho = grid.shape[1]
+    rows = input.shape[0] * Ho
+    step = Ho if need_input_grad else 1     # the scatter needs runs of whole images
+    if m == pixel.BILINEAR:
+        args = (go, inp, grd, grad_in if need_input_grad else inp, grad_grid if need_grid_grad else grd,
+                p, bool(align_corners), fill, bool(need_input_grad), bool(need_grid_grad))
+        _in_parallel(_bilinear_backward_kernel, args, rows, step, go.size)
+    elif need_input_grad:
+        gg = grad_grid if need_grid_grad else np.empty((0, 0, 0, 0), dtype=grid.dtype)
+        args = (go, inp, grd, grad_in, gg, m, p, bool(align_corners), fill, bool(need_grid_grad))
+        _in_parallel(_backward_fused_kernel, args, rows, step, go.size)
+    else:
+        args = (go, inp, grd, grad_grid, m, p, bool(align_corners), fill)
+        _in_parallel(_grid_grad_kernel, args, rows, step, go.size)
     return grad_in, grad_grid

@@ -39,6 +39,9 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") != "1" and not cuda.is_available(
 
 from . import pixel  # noqa: E402
 
+if os.environ.get("NUMBA_ENABLE_CUDASIM", "0") != "1":
+    pixel.register_for_cuda()   # the simulator runs pixel.py as plain Python instead
+
 THREADS = 64
 
 

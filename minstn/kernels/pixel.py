@@ -7,20 +7,29 @@ Python functions on scalars (plus array indexing):
                      (unnormalise, then the padding rule: border clamp or reflection)
 * ``bilinear_taps``  the 4 taps of the bilinear kernel, eq. (5), and their weights
 * ``nearest_tap``    the 1 tap of the nearest-integer kernel, eq. (4)
+* ``bilinear_footprint``  everything eq. (5) needs at a location before reading the
+  image (coordinates, taps, weights, and whether all 4 taps are inside); then
+  ``interpolate_inside`` (eq. (3)) and ``backward_inside`` (eq. (6), (7)) for one
+  channel when they are, and the ``*_edge`` functions when some tap is outside
 * ``sample_location`` / ``grid_grad_location`` / ``input_grad_location`` /
-  ``backward_location``  whole per-location routines: eq. (3) forward, eq. (7)
-  grid gradient, eq. (6) input gradient. The two hot ones keep only the common
-  case (bilinear, all 4 taps inside) in their body and hand the rest to a
-  ``*_edge`` function; they are inlined into the calling loop at Numba IR level
-  (``inline="always"``), which halves the time per sample on the CPU: LLVM then
-  sees the array shapes and strides as loop invariants instead of reloading them
-  through a call.
+  ``backward_location``  whole per-location routines built from the above: eq. (3)
+  forward, eq. (7) grid gradient, eq. (6) input gradient (the CUDA kernels call
+  these; the CPU kernels call the pieces directly, a whole row at a time).
 
-The functions are decorated with ``numba.extending.register_jitable``: they stay
-ordinary Python functions (call them in a REPL: ``source_index(0.5, 4, 0, True)``),
-and Numba compiles them wherever a jitted caller uses them -- ``numba.njit`` loops in
-``cpu.py`` and ``numba.cuda.jit`` kernels in ``cuda.py`` (where they become device
-functions). No other module repeats this math.
+The small hot functions are inlined into the calling loop at Numba IR level
+(``inline="always"``): LLVM then sees the array shapes and strides as loop invariants
+instead of reloading them through a call, and can run a loop of footprints on SIMD
+lanes. (A non-inlined ``bilinear_footprint`` returning its 11 values made that loop 8x
+slower.)
+
+The functions are decorated with ``register_jitable`` (below): they stay ordinary
+Python functions (call them in a REPL: ``source_index(0.5, 4, 0, True)``), and Numba
+compiles them wherever a jitted caller uses them -- ``numba.njit`` loops in ``cpu.py``
+and, once ``cuda.py`` has called ``register_for_cuda``, ``numba.cuda.jit`` kernels
+(where they become device functions). They use only what both targets compile: e.g.
+``math.floor`` (an int on the CPU, a float on CUDA, hence the ``int(...)`` around it),
+not ``np.floor``. ``tests/test_cuda_compile.py`` compiles every CUDA kernel to PTX to
+check this. No other module repeats this math.
 
 Conventions shared by EVERY backend (they must agree bit for bit on the taps):
 
@@ -40,7 +49,28 @@ Integer codes (small ints keep the number of compiled Numba signatures small):
 """
 import math
 
-from numba.extending import register_jitable
+from numba.extending import register_jitable as _cpu_jitable
+
+_JITABLE = []                     # (function, options) of every function below, for CUDA
+
+
+def register_jitable(fn=None, **options):
+    """Make ``fn`` callable from Numba-compiled code (numba.extending.register_jitable),
+    and remember it so that ``register_for_cuda`` can do the same for the CUDA target
+    (numba-cuda keeps its own registry). ``fn`` itself stays a plain Python function."""
+    def register(f):
+        _JITABLE.append((f, options))
+        _cpu_jitable(**options)(f) if options else _cpu_jitable(f)
+        return f
+    return register(fn) if fn is not None else register
+
+
+def register_for_cuda():
+    """Register every function of this module for numba-cuda too (``cuda.py`` calls
+    this once, so importing minstn for the CPU never imports numba-cuda)."""
+    from numba.cuda.extending import register_jitable as cuda_jitable
+    for f, options in _JITABLE:
+        cuda_jitable(**options)(f) if options else cuda_jitable(f)
 
 BILINEAR, NEAREST = 0, 1
 ZEROS, BORDER, REFLECTION = 0, 1, 2
@@ -118,10 +148,15 @@ def source_index(coord, size, padding, align_corners):
 
     Non-finite values and values so far out that no tap can hit the image come back
     as (OUTSIDE, 0.0): every tap is then outside, which reads the fill value.
+
+    Written without early returns (the final range test is a select, and ``&`` does
+    not short-circuit): on the CPU the loop that calls this over a row of grid values
+    then compiles to SIMD instructions (see ``cpu.py``).
     """
     coord = float(coord)          # float64 math everywhere (also in the CUDA simulator)
-    if not math.isfinite(coord):  # before the padding rules: border would clamp inf
-        return OUTSIDE, 0.0
+    # NaN fails every comparison below by itself; +-inf must be caught before the
+    # padding rules, because border padding would clamp it onto the image.
+    finite = math.isfinite(coord)
     ix, g = unnormalize(coord, size, align_corners)
     if padding == BORDER:
         ix, gc = clip_coordinate(ix, size)
@@ -134,9 +169,8 @@ def source_index(coord, size, padding, align_corners):
         ix, gc = clip_coordinate(ix, size)
         g = g * gr * gc
     # Range check BEFORE any float -> int conversion (also catches inf from overflow).
-    if not (ix > -2.0 and ix < size + 1.0):
-        return OUTSIDE, 0.0
-    return ix, g
+    ok = finite & (ix > -2.0) & (ix < size + 1.0)
+    return (ix if ok else OUTSIDE), (g if ok else 0.0)
 
 
 # ---------------------------------------------------------------------- taps ----
@@ -148,8 +182,8 @@ def bilinear_taps(ix):
     Returns (x0, w0, w1) with weights w0 = x1 - ix for x0 and w1 = ix - x0 for x1.
     ix must already be range-checked (see ``source_index``).
     """
-    x0 = math.floor(ix)
-    return x0, (x0 + 1.0) - ix, ix - x0
+    f = math.floor(ix)            # an int on the CPU, a float under CUDA: exact either way
+    return int(f), (f + 1.0) - ix, ix - f
 
 
 @register_jitable
@@ -170,9 +204,22 @@ def taps_inside(x0, y0, H, W):
 
 
 @register_jitable
+def no_tap_inside(x0, y0, H, W):
+    """True when none of the four bilinear taps of top-left (x0, y0) is in the image."""
+    return (x0 + 1 < 0) | (x0 >= W) | (y0 + 1 < 0) | (y0 >= H)
+
+
+@register_jitable
+def outside_value(wx0, wx1, wy0, wy1, fill):
+    """Eq. (3) at a location whose four taps all read the padding value ``fill``:
+    the same sum as ``sample_location_edge`` computes there, term by term."""
+    return (wy0 * wx0) * fill + (wy0 * wx1) * fill + (wy1 * wx0) * fill + (wy1 * wx1) * fill
+
+
+@register_jitable
 def nearest_tap(ix):
     """Nearest-integer kernel, eq. (4): the tap is ix rounded half to even (np.rint)."""
-    f = math.floor(ix)
+    f = int(math.floor(ix))       # int() for CUDA, where math.floor returns a float
     d = ix - f                    # exact for |ix| < 2**52
     if d > 0.5:
         return f + 1
@@ -199,21 +246,65 @@ def locate(gx, gy, H, W, padding, align_corners):
 
 
 @register_jitable(inline="always")
+def bilinear_footprint(gx, gy, H, W, padding, align_corners):
+    """Everything the bilinear kernel (5) needs at one output location that does not
+    read the image: the pixel coordinates and their derivatives (ix, iy, mx, my), the
+    top-left tap (x0, y0) and the 1-D weights (tap (y0 + j, x0 + i) has weight
+    wy_j * wx_i), and whether all four taps are inside the image.
+
+    ``inside`` is the common case, which the fast paths below handle with no test per
+    tap; every other location goes to an ``*_edge`` function. The CPU kernels call this
+    for a whole row first (a loop that compiles to SIMD instructions), then read the
+    image; the CUDA kernels call it once per thread.
+    """
+    ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
+    x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
+    inside = (x0 >= 0) & (x0 + 1 < W) & (y0 >= 0) & (y0 + 1 < H)
+    return ix, iy, mx, my, x0, y0, wx0, wx1, wy0, wy1, inside
+
+
+@register_jitable(inline="always")
+def interpolate_inside(inp, n, c, x0, y0, wx0, wx1, wy0, wy1):
+    """Eq. (3) with kernel (5) for channel c, all four taps inside: sum of w * U."""
+    return ((wy0 * wx0) * float(inp[n, c, y0, x0]) + (wy0 * wx1) * float(inp[n, c, y0, x0 + 1])
+            + (wy1 * wx0) * float(inp[n, c, y0 + 1, x0]) + (wy1 * wx1) * float(inp[n, c, y0 + 1, x0 + 1]))
+
+
+@register_jitable(inline="always")
+def backward_inside(grad_out, inp, grad_inp, n, c, ho, wo, x0, y0, wx0, wx1, wy0, wy1,
+                    need_input_grad):
+    """Backward of ``interpolate_inside`` for channel c: returns this channel's terms of
+    eq. (7), (dL/dix, dL/diy), and if need_input_grad scatters eq. (6) into
+    grad_inp[n, c] (the caller must make sure no other thread writes it meanwhile)."""
+    g = float(grad_out[n, c, ho, wo])
+    x1, y1 = x0 + 1, y0 + 1
+    v00 = float(inp[n, c, y0, x0])
+    v01 = float(inp[n, c, y0, x1])
+    v10 = float(inp[n, c, y1, x0])
+    v11 = float(inp[n, c, y1, x1])
+    if need_input_grad:
+        # eq. (6): dV/dU_nm is the kernel weight of tap (n, m).
+        grad_inp[n, c, y0, x0] += g * (wy0 * wx0)
+        grad_inp[n, c, y0, x1] += g * (wy0 * wx1)
+        grad_inp[n, c, y1, x0] += g * (wy1 * wx0)
+        grad_inp[n, c, y1, x1] += g * (wy1 * wx1)
+    # eq. (7): d/dix of the 4-tap sum; dw0/dix = -1, dw1/dix = +1.
+    return g * (wy0 * (v01 - v00) + wy1 * (v11 - v10)), g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
+
+
+@register_jitable(inline="always")
 def sample_location(inp, out, n, ho, wo, gx, gy, mode, padding, align_corners, fill):
     """Eq. (3) at one output location, all channels: out[n, :, ho, wo] = V_i."""
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-    ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
     if mode == BILINEAR:
-        x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
-        x1, y1 = x0 + 1, y0 + 1
-        if 0 <= x0 and x1 < W and 0 <= y0 and y1 < H:
-            # The common case, kept short: all 4 taps inside, so no test per tap,
-            # and the 4 weights of eq. (5) computed once for every channel.
-            w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
+        ix, iy, _, _, x0, y0, wx0, wx1, wy0, wy1, inside = bilinear_footprint(
+            gx, gy, H, W, padding, align_corners)
+        if inside:
             for c in range(C):
-                out[n, c, ho, wo] = (w00 * float(inp[n, c, y0, x0]) + w01 * float(inp[n, c, y0, x1])
-                                     + w10 * float(inp[n, c, y1, x0]) + w11 * float(inp[n, c, y1, x1]))
+                out[n, c, ho, wo] = interpolate_inside(inp, n, c, x0, y0, wx0, wx1, wy0, wy1)
             return
+    else:
+        ix, iy, _, _ = locate(gx, gy, H, W, padding, align_corners)
     sample_location_edge(inp, out, n, ho, wo, ix, iy, mode, fill)
 
 
@@ -251,31 +342,20 @@ def backward_location(grad_out, inp, grad_inp, n, ho, wo, gx, gy, mode, padding,
     sure no other thread writes grad_inp[n] at the same time.
     """
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-    ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
     if mode == BILINEAR:
-        x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
-        x1, y1 = x0 + 1, y0 + 1
-        if 0 <= x0 and x1 < W and 0 <= y0 and y1 < H:
-            # The common case, kept short: all 4 taps inside (see sample_location).
-            w00, w01, w10, w11 = wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1
+        ix, iy, mx, my, x0, y0, wx0, wx1, wy0, wy1, inside = bilinear_footprint(
+            gx, gy, H, W, padding, align_corners)
+        if inside:
             dx = 0.0
             dy = 0.0
             for c in range(C):
-                g = float(grad_out[n, c, ho, wo])
-                v00 = float(inp[n, c, y0, x0])
-                v01 = float(inp[n, c, y0, x1])
-                v10 = float(inp[n, c, y1, x0])
-                v11 = float(inp[n, c, y1, x1])
-                # eq. (7): d/dix of the 4-tap sum; dw0/dix = -1, dw1/dix = +1.
-                dx += g * (wy0 * (v01 - v00) + wy1 * (v11 - v10))
-                dy += g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
-                if need_input_grad:
-                    # eq. (6): dV/dU_nm is the kernel weight of tap (n, m).
-                    grad_inp[n, c, y0, x0] += g * w00
-                    grad_inp[n, c, y0, x1] += g * w01
-                    grad_inp[n, c, y1, x0] += g * w10
-                    grad_inp[n, c, y1, x1] += g * w11
+                ddx, ddy = backward_inside(grad_out, inp, grad_inp, n, c, ho, wo, x0, y0,
+                                           wx0, wx1, wy0, wy1, need_input_grad)
+                dx += ddx
+                dy += ddy
             return dx * mx, dy * my
+    else:
+        ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
     return backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, ix, iy, mx, my, mode,
                                   fill, need_input_grad)
 
