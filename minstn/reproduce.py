@@ -210,6 +210,10 @@ def _settings(budget: Budget, cell: Cell, distortion: str, seed: int, task: str,
     s["epochs"] = budget.epochs_for(cell)
     if cell.transform is None:
         s.pop("loc_lr_scale")
+    if cell.base in ("st-fcn", "st-cnn"):
+        # minstn.models draws these models' classifier first, with the plain FCN / CNN's
+        # weights ("paired"); cells stored before that change lack the key and retrain
+        s["init"] = "paired"
     s.update(task=task, model=cell.base, transform=None if cell.transform is None else cell.transform_name,
              distortion=distortion, seed=seed, data=source,
              seeds={"data_split": seed, "init": seed, "train_distortion": 2 * seed, "test_distortion": 2 * seed + 1,

@@ -94,3 +94,38 @@ def test_backward_reaches_every_parameter():
         assert p.grad is not None and p.grad.shape == p.shape, name
     # at the identity with zero regression weights, the regression weight still gets a gradient
     assert np.abs(model.st.regression.weight.grad).sum() > 0
+
+
+@pytest.mark.parametrize("size", (28, 42))
+def test_classifier_initialisation_is_paired_across_transforms(size):
+    """At one seed, the plain CNN / FCN and its ST variants (any transform) of the same
+    width start from the same classifier weights, so that two rows of Table 1 differ only by the
+    transformer, not by which random numbers their classifier happened to draw; and the
+    localiser still gets its own draws (not a copy of the classifier's)."""
+    def classifier_weights(model):
+        return [p.data.copy() for p in model.parameters()]
+
+    # the widths agree at these sizes (the FCN family's differ at 42 px: 202 vs 175 / 174 units)
+    families = ((cnn, st_cnn), (fcn, st_fcn)) if size == 28 else ((cnn, st_cnn),)
+    for plain, st in families:
+        mt.manual_seed(3)
+        base = classifier_weights(plain(size))
+        locs = []
+        for transform in ("affine", "projective", "tps"):
+            mt.manual_seed(3)
+            model = st(size, transform=transform)
+            got = classifier_weights(model.classifier)
+            assert len(got) == len(base)
+            assert all(np.array_equal(a, b) for a, b in zip(got, base)), (plain.__name__, transform)
+            locs.append(next(iter(model.st.localisation.parameters())).data.copy())
+        # the localisers share their first draws (same position in the stream) ...
+        assert np.array_equal(locs[0], locs[2])
+        # ... which are not the classifier's first draws
+        first = base[0].ravel()[:locs[0].size]
+        assert not np.allclose(locs[0].ravel()[:first.size], first)
+    # a different seed still gives different weights
+    mt.manual_seed(4)
+    other = classifier_weights(st_cnn(size, transform="tps").classifier)
+    mt.manual_seed(3)
+    same = classifier_weights(cnn(size))
+    assert not np.array_equal(other[0], same[0])

@@ -156,6 +156,9 @@ def test_family_epochs_and_per_cell_settings():
     assert s["epochs"] == small.conv_epochs and "loc_lr_scale" not in s and "conv_epochs" not in s
     s = R._settings(small, R.parse_cell("st-fcn-tps"), "r", 0, "table1", "x")
     assert s["epochs"] == small.epochs and s["loc_lr_scale"] == small.loc_lr_scale
+    # ST-FCN / ST-CNN cells record the paired initialisation of minstn.models (cells
+    # stored before it retrain); the baselines' initialisation did not change
+    assert s["init"] == "paired" and "init" not in R._settings(small, R.parse_cell("cnn"), "r", 0, "table1", "x")
     # one family's epochs changed: the other family's settings are unchanged
     import dataclasses
     longer = dataclasses.replace(small, conv_epochs=small.conv_epochs + 1)
