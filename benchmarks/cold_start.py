@@ -3,7 +3,8 @@
     python benchmarks/cold_start.py [--runs 2]
 
 Runs a FRESH Python process (so nothing is compiled in memory) that imports minstn
-and does one affine_grid + grid_sample forward and backward (float32, bilinear, zeros,
+and does one affine_grid + grid_sample forward and backward of a training-sized batch
+(64 x 1 x 28 x 28: large enough to run on every thread; float32, bilinear, zeros,
 the numba backend) through the public API, timing each phase. Twice per run:
 
 * ``cold``: with an EMPTY ``NUMBA_CACHE_DIR``: every kernel is compiled;
@@ -32,9 +33,9 @@ import minstn as mt
 import minstn.functional as F
 t1 = time.perf_counter()
 rng = np.random.default_rng(0)
-theta = mt.tensor(np.array([[[0.9, -0.1, 0.05], [0.1, 0.9, -0.05]]] * 8, np.float32), requires_grad=True)
-u = mt.tensor(rng.standard_normal((8, 1, 28, 28)).astype(np.float32), requires_grad=True)
-grid = F.affine_grid(theta, (8, 1, 28, 28), align_corners=False)
+theta = mt.tensor(np.array([[[0.9, -0.1, 0.05], [0.1, 0.9, -0.05]]] * 64, np.float32), requires_grad=True)
+u = mt.tensor(rng.standard_normal((64, 1, 28, 28)).astype(np.float32), requires_grad=True)
+grid = F.affine_grid(theta, (64, 1, 28, 28), align_corners=False)
 out = F.grid_sample(u, grid)
 t2 = time.perf_counter()
 (out * out).sum().backward()

@@ -2,11 +2,12 @@
 
 Each kernel below is a loop nest over a RUN of output rows ``[r0, r1)`` (row k is
 image ``k // H_out``, row ``k % H_out``); the body at one output location is a call into
-``pixel.py`` (compiled by ``numba.njit`` where it is used). The host functions at the
-bottom split the rows into runs and hand the runs to a small pool of Python threads
-(``_in_parallel``): the kernels are compiled with ``nogil=True``, so the threads really
-run at the same time, one per core (``numba.get_num_threads()``, i.e. NUMBA_NUM_THREADS
-or ``numba.set_num_threads``). How the work is split:
+``pixel.py`` (compiled by ``numba.njit`` where it is used). The kernels themselves are
+serial; ``_in_parallel`` runs one on the whole range (small inputs, one thread) or
+splits the rows into runs and hands them to Numba's threads through a ``prange`` loop
+(a small parallel launcher per kernel, ``_bilinear_forward_parallel`` and
+``_bilinear_backward_parallel``; ``numba.get_num_threads()`` threads, i.e.
+NUMBA_NUM_THREADS or ``numba.set_num_threads``). How the work is split:
 
 * affine grid (eq. (1)) and its gradient: plain serial loops, vectorised by the
   compiler (a multiply-add per grid value: well under a millisecond for 256 x 42 x 42).
@@ -22,12 +23,17 @@ or ``numba.set_num_threads``). How the work is split:
   runs are whole images: each thread owns grad_input[n] whole. (With N smaller than
   the thread count this leaves cores idle; the benchmark batch sizes are >= 16.)
 * the nearest kernel (eq. (4)) uses the plain location-by-location kernels
-  (``_forward_kernel``, ``_backward_fused_kernel``, ``_grid_grad_kernel``).
+  (``_forward_kernel``, ``_backward_fused_kernel``, ``_grid_grad_kernel``), on one
+  thread: it is rarely used in training, and each launcher costs compile time.
 
-Why threads and ``nogil`` rather than ``@njit(parallel=True)`` and ``prange``: the
-same speed here, but Numba compiles a ``prange`` loop through its parallel-loop
-machinery, which made the first call (empty cache) 2-3x slower to compile -- the
-cold start a new user waits through (``benchmarks/cold_start.py``).
+Why serial kernels plus a thin parallel launcher, rather than the whole loop nest
+inside ``prange``: Numba compiles a ``prange`` loop through its parallel-loop
+machinery, 2-3x slower than a serial loop; with the launchers only a few lines go
+through it (the cold start a new user waits through, ``benchmarks/cold_start.py``),
+and small inputs never need it. (Python threads calling ``nogil`` kernels compile
+least of all, but ran 1.5-2x slower with two threads here: the OpenMP threads of
+other parallel code in the process -- PyTorch, BLAS, Numba's own -- keep spinning
+for a while after each parallel region and take their cores.)
 
 Small ints for mode/padding and C-contiguous arrays keep the compiled signatures to
 one per dtype (float32, float64) per kernel; ``cache=True`` keeps them on disk.
@@ -39,9 +45,9 @@ Performance notes (issue 9, measured in ``benchmarks/RESULTS.md``):
   every divisor in ``pixel.py`` is a non-zero size or a constant.
 * no ``fastmath``: the float64 kernels must agree with the reference to 1e-10, and
   reassociation would also make the taps depend on the compiler.
-* small inputs run on the calling thread (``SERIAL_WORK``): handing work to another
-  thread costs tens of microseconds, more than the whole loop on a few thousand
-  samples.
+* small inputs run on the calling thread (``SERIAL_WORK``): starting a parallel
+  region costs ~10 us on an idle machine and milliseconds on a loaded one, more than
+  the whole loop on a few thousand samples.
 * outputs that a kernel overwrites completely are ``np.empty``, not ``np.zeros``;
   grad_input is zeroed inside the kernel by the thread that owns it (in parallel,
   cache-warm). Besides its outputs, the backward allocates only one scratch row per
@@ -54,11 +60,10 @@ stamp only, but the kernels inline ``pixel.py``. So that a learner who edits
 this file's time stamp whenever ``pixel.py`` is newer (what ``touch cpu.py`` would do).
 """
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import pixel
 
@@ -91,31 +96,27 @@ PARTLY_OUTSIDE, ALL_OUTSIDE = -1, -2
 
 JIT = dict(nogil=True, cache=True, error_model="numpy")
 
-_pool, _pool_threads = None, 0
-
-
 def _in_parallel(kernel, args, rows, step, work):
     """Call ``kernel(*args, r0, r1)`` on runs ``[r0, r1)`` covering ``range(rows)``,
-    each a multiple of ``step`` rows long, on ``numba.get_num_threads()`` threads.
+    each a multiple of ``step`` rows long, on ``numba.get_num_threads()`` threads
+    (through the kernel's launcher in ``_PARALLEL``; a kernel without one runs serially).
 
     Runs are disjoint, so as long as each kernel writes only to its own rows (or, with
     step = H_out, its own images) the threads never touch the same memory.
     """
-    global _pool, _pool_threads
     threads = numba.get_num_threads()
     units = rows // step
-    if threads == 1 or work < SERIAL_WORK or units == 1:
+    if threads == 1 or work < SERIAL_WORK or units == 1 or kernel not in _PARALLEL:
         kernel(*args, 0, rows)
-        return
-    runs = min(units, threads * RUNS_PER_THREAD)
-    bounds = [(t * units // runs * step, (t + 1) * units // runs * step) for t in range(runs)]
-    if _pool_threads != threads:         # first call, or numba.set_num_threads changed it
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="minstn-cpu")
-        _pool_threads = threads
-    for future in [_pool.submit(kernel, *args, r0, r1) for r0, r1 in bounds]:
-        future.result()                 # re-raises any error of the kernel
+    else:
+        _PARALLEL[kernel](args, rows, step, min(units, threads * RUNS_PER_THREAD))
+
+
+@njit(inline="always")
+def _run(t, runs, rows, step):
+    """Rows [r0, r1) of run t of `runs`: an even split of `rows`, in multiples of `step`."""
+    units = rows // step
+    return t * units // runs * step, (t + 1) * units // runs * step
 
 
 @njit(**JIT)
@@ -216,22 +217,19 @@ def _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp):
     has no early exits, so LLVM compiles it to SIMD instructions (4 locations at a
     time with AVX2): this is where most of the arithmetic of the sampler is.
 
-    The loop is written once (``_footprint_loop``) and inlined in several copies, each
-    with padding (and for zeros also align_corners) as a CONSTANT: the compiler then
-    drops the code of the other options from that copy. One copy for every option
-    costs 2.4x the time for the default zeros padding: reflection folds coordinates
-    with a remainder (a call that cannot run on SIMD lanes), and a run-time
-    alignment test stays in the loop.
+    The loop is written once (``_footprint_loop``) and inlined twice: once with the
+    default options, zeros padding and align_corners=False, as CONSTANTS -- the
+    compiler then drops the code of the other options from that copy, and it runs on
+    SIMD lanes -- and once with the options as run-time values, for the rest. One
+    copy for everything made the default case 2.4x slower: reflection folds
+    coordinates with a remainder (a call that cannot run on SIMD lanes), and run-time
+    option tests stay in the loop. (A copy per option would make the other options
+    as fast, at ~3 s more compile time on first use.)
     """
-    if padding == pixel.ZEROS:
-        if align_corners:
-            _footprint_loop(grid, n, ho, H, W, pixel.ZEROS, True, taps, fp)
-        else:
-            _footprint_loop(grid, n, ho, H, W, pixel.ZEROS, False, taps, fp)
-    elif padding == pixel.BORDER:
-        _footprint_loop(grid, n, ho, H, W, pixel.BORDER, align_corners, taps, fp)
+    if padding == pixel.ZEROS and not align_corners:
+        _footprint_loop(grid, n, ho, H, W, pixel.ZEROS, False, taps, fp)
     else:
-        _footprint_loop(grid, n, ho, H, W, pixel.REFLECTION, align_corners, taps, fp)
+        _footprint_loop(grid, n, ho, H, W, padding, align_corners, taps, fp)
 
 
 @njit(**JIT)
@@ -344,6 +342,23 @@ def _grid_grad_kernel(grad_out, inp, grid, grad_grid, mode, padding, align_corne
 
 
 # ---------------------------------------------------------------- host side ----
+@njit(parallel=True, cache=True)
+def _bilinear_forward_parallel(args, rows, step, runs):
+    for t in prange(runs):
+        _bilinear_forward_kernel(*args, *_run(t, runs, rows, step))
+
+
+@njit(parallel=True, cache=True)
+def _bilinear_backward_parallel(args, rows, step, runs):
+    for t in prange(runs):
+        _bilinear_backward_kernel(*args, *_run(t, runs, rows, step))
+
+
+# The parallel launchers (the nearest kernel's loops run on one thread).
+_PARALLEL = {_bilinear_forward_kernel: _bilinear_forward_parallel,
+             _bilinear_backward_kernel: _bilinear_backward_parallel}
+
+
 def affine_grid_forward(theta, size, align_corners):
     """Eq. (1). theta (N, 2, 3) -> grid (N, H_out, W_out, 2)."""
     N, _, H, W = size
