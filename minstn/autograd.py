@@ -188,7 +188,7 @@ class Function:
     @classmethod
     def apply(cls, *args) -> "Tensor":
         inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-        arrays = tuple(a.data if isinstance(a, Tensor) else a for a in args)
+        arrays = tuple(array_of(a) for a in args)
         needs = tuple(t is not None and t.requires_grad for t in inputs)
         record = _grad_enabled and any(needs)
         ctx = Context(needs if record else (False,) * len(args))
@@ -341,7 +341,7 @@ class Tensor:
                 )
             grad = np.ones_like(self.data)
         else:
-            grad = np.asarray(grad.data if isinstance(grad, Tensor) else grad, dtype=self.dtype)
+            grad = np.asarray(array_of(grad), dtype=self.dtype)
             if grad.shape != self.shape:
                 raise ValueError(
                     f"backward(): gradient has shape {grad.shape} but the tensor has shape {self.shape}"
@@ -392,7 +392,7 @@ def _apply_hooks(t: Tensor, grad: np.ndarray) -> np.ndarray:
     for hook in list(t._hooks):
         replaced = hook(grad)
         if replaced is not None:
-            replaced = np.asarray(replaced.data if isinstance(replaced, Tensor) else replaced)
+            replaced = np.asarray(array_of(replaced))
             if replaced.shape != grad.shape:
                 raise ValueError(
                     f"hook {getattr(hook, '__name__', hook)!r} returned a gradient of shape "
@@ -487,6 +487,11 @@ def _run_backward(root: Tensor, grad: np.ndarray) -> None:
 # ---------------------------------------------------------------------------
 # constructors
 # ---------------------------------------------------------------------------
+
+
+def array_of(x):
+    """The NumPy array behind a Tensor (``x.data``), or ``x`` itself if it is not one."""
+    return x.data if isinstance(x, Tensor) else x
 
 
 def tensor(data, requires_grad: bool = False, dtype=None, name=None) -> Tensor:

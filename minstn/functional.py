@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .autograd import Function, Tensor, as_tensor
+from .autograd import Function, Tensor, array_of, as_tensor
 from .ops import relu, sigmoid, tanh
 from .random import generator
 from .sampling import affine_grid, grid_sample
@@ -60,7 +60,7 @@ def _check_targets(logits: Tensor, target: np.ndarray) -> np.ndarray:
 def nll_loss(log_probs, target) -> Tensor:
     """Mean negative log-likelihood of integer ``target`` under ``log_probs`` (N, classes)."""
     log_probs = as_tensor(log_probs)
-    target = _check_targets(log_probs, np.asarray(target.data if isinstance(target, Tensor) else target))
+    target = _check_targets(log_probs, np.asarray(array_of(target)))
     picked = log_probs[np.arange(len(target)), target]
     return -picked.mean()
 

@@ -15,9 +15,9 @@
 # **You will learn**
 #
 # 1. to switch backends and check that they agree (forward and both gradients);
-# 2. to read a Numba kernel: `@njit(nogil=True, cache=True)`, a loop over a run of
-#    output rows, the threads that run several runs at once, and a per-pixel
-#    function shared with the GPU;
+# 2. to read a Numba kernel: `@njit(cache=True)`, a loop over a run of output rows,
+#    the `prange` launcher that runs several runs at once on Numba's threads, and a
+#    per-pixel function shared with the GPU;
 # 3. *why* each is faster than the one before, with timings measured here, on
 #    your machine;
 # 4. to run the CUDA kernels on a GPU, or in Numba's CUDA simulator
@@ -84,15 +84,16 @@ print(inspect.getsource(cpu._forward_kernel.py_func))
 # * `@njit(**JIT)`, with `JIT = dict(nogil=True, cache=True, error_model="numpy")`:
 #   compile this Python function to machine code the first time it is called with
 #   given argument types (`nopython`: no Python objects inside, so loops run at C
-#   speed); `nogil=True` releases Python's global interpreter lock while it runs,
-#   so several Python threads can run it at once on different cores; `cache=True`
-#   stores the compiled code on disk, so the next process skips compilation.
+#   speed); `cache=True` stores the compiled code on disk, so the next process skips
+#   compilation (`nogil=True` lets other Python threads run meanwhile).
 # * `for k in range(r0, r1)`: one iteration per output *row*, for a run of rows
-#   `[r0, r1)`. The host function `cpu.grid_sample_forward` cuts the N * H_out rows
-#   into runs and gives them to a pool of threads (`cpu._in_parallel`). Each row
-#   writes only its own outputs, so the threads never race. (Numba's other way,
-#   `@njit(parallel=True)` with `prange`, runs as fast here but takes 2-3x longer
-#   to compile on first use.)
+#   `[r0, r1)`. The host function `cpu.grid_sample_forward` runs the kernel on all
+#   rows at once for small inputs; otherwise it cuts the N * H_out rows into runs
+#   and hands them to a tiny launcher, `@njit(parallel=True)` with a `prange` loop
+#   over the runs, which Numba spreads over its threads (`cpu._in_parallel`; the
+#   bilinear kernels have one each). Each row writes only its own outputs, so the
+#   threads never race. Only the launcher goes through Numba's parallel compiler,
+#   which is 2-3x slower than compiling a plain loop.
 # * `pixel.sample_location(...)`: the per-location maths (normalise, pick the 4
 #   taps, weight them), written **once** in `pixel.py` as plain Python marked
 #   `@register_jitable`. Numba inlines it here, and `cuda.py` compiles the same
@@ -170,8 +171,11 @@ savefig(fig, "09_timings")
 # * **NumPy -> Numba**: NumPy evaluates one array expression at a time, writing
 #   each intermediate (pixel coordinates, floors, 4 weights, 4 gathers...) to
 #   memory and reading it back; `np.add.at` (the scatter) is notoriously slow.
-#   The Numba loop keeps all of that in registers, one output location at a time,
-#   and splits the locations over threads.
+#   The Numba kernel works one output row at a time: a first pass computes the
+#   coordinates, taps and weights of the whole row (a short loop the compiler runs
+#   on SIMD lanes, into a scratch row that stays in the L1 cache), a second reads
+#   the image; nothing the size of the image is ever written to memory. The rows
+#   are split over threads.
 # * **Numba -> CUDA**: thousands of GPU threads, one per output location. The host
 #   functions here copy arrays to and from the GPU on every call, so for small
 #   batches the copies dominate; a training loop that keeps arrays on the device

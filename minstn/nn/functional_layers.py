@@ -28,7 +28,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from numba import njit, prange
 
-from ..autograd import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, array_of, as_tensor
 
 # Plain loops over (image, channel) planes: each plane is written by one thread only.
 # cache=True keeps the compiled kernels on disk (one signature per dtype).
@@ -416,10 +416,6 @@ class BatchNorm(Function):
         return gx, None, None, gw, gb, None, None, None
 
 
-def _array(v):
-    return v.data if isinstance(v, Tensor) else v
-
-
 def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5) -> Tensor:
     """Batch normalisation over the channel axis 1, PyTorch's argument order.
 
@@ -427,7 +423,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     (pass None to skip that). They are state, not inputs: no gradient flows to them.
     """
     x = as_tensor(x)
-    rm, rv = _array(running_mean), _array(running_var)
+    rm, rv = array_of(running_mean), array_of(running_var)
     if not training and (rm is None or rv is None):
         raise ValueError("batch_norm in eval mode needs running_mean and running_var")
     return BatchNorm.apply(

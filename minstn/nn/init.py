@@ -11,32 +11,28 @@ import math
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import array_of
 from ..random import generator
 
 __all__ = ["uniform_", "normal_", "zeros_", "ones_", "constant_", "kaiming_uniform_", "calculate_fan_in_and_fan_out"]
 
 
-def _data(t) -> np.ndarray:
-    return t.data if isinstance(t, Tensor) else t
-
-
 def uniform_(tensor, a: float = 0.0, b: float = 1.0):
     """Fill with draws from U(a, b)."""
-    d = _data(tensor)
+    d = array_of(tensor)
     d[...] = generator().uniform(a, b, size=d.shape)
     return tensor
 
 
 def normal_(tensor, mean: float = 0.0, std: float = 1.0):
     """Fill with draws from N(mean, std^2)."""
-    d = _data(tensor)
+    d = array_of(tensor)
     d[...] = generator().normal(mean, std, size=d.shape)
     return tensor
 
 
 def constant_(tensor, value: float):
-    _data(tensor)[...] = value
+    array_of(tensor)[...] = value
     return tensor
 
 
@@ -50,7 +46,7 @@ def ones_(tensor):
 
 def calculate_fan_in_and_fan_out(tensor) -> tuple:
     """fan_in = inputs per output unit: ``in_features`` or ``C_in * kh * kw``."""
-    shape = _data(tensor).shape
+    shape = array_of(tensor).shape
     if len(shape) < 2:
         raise ValueError(f"fan in/out need a tensor with at least 2 dimensions, got shape {shape}")
     receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1

@@ -18,7 +18,7 @@ from collections import OrderedDict, namedtuple
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import Tensor, array_of
 
 __all__ = ["Module", "Parameter", "IncompatibleKeys"]
 
@@ -297,7 +297,7 @@ class Module:
             if name not in state_dict:
                 continue
             value = state_dict[name]
-            value = np.asarray(value.data if isinstance(value, Tensor) else value)
+            value = np.asarray(array_of(value))
             if value.shape != target.shape:
                 raise ValueError(
                     f"size mismatch for {name!r}: the state dict has shape {value.shape}, "
