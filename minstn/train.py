@@ -309,6 +309,14 @@ def _write_figures(out: Path, history: list[dict], model, x_test: np.ndarray, y_
         plt.close(fig)
 
 
+def _use_configured_backend(config: TrainConfig) -> None:
+    """Switch the sampler backend to ``config.backend`` (None: leave it as it is)."""
+    if config.backend is not None:
+        from .backend import set_backend
+
+        set_backend(config.backend)
+
+
 def train(config: TrainConfig | None = None, announce=_say, **overrides) -> dict:
     """Train ``config.model`` and return the metrics dict (also in ``metrics.json``).
 
@@ -320,10 +328,7 @@ def train(config: TrainConfig | None = None, announce=_say, **overrides) -> dict
     and metrics with ``status: "interrupted"``, then re-raises KeyboardInterrupt.
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
-    if config.backend is not None:
-        from .backend import set_backend
-
-        set_backend(config.backend)
+    _use_configured_backend(config)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -393,10 +398,7 @@ def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=_
     config.dataset = saved["dataset"]  # the data it was trained on, not "whatever is found now"
     if data_dir is not None:
         config.data_dir = data_dir
-    if config.backend is not None:
-        from .backend import set_backend
-
-        set_backend(config.backend)
+    _use_configured_backend(config)
     data, x_test, _ = prepare_data(config, announce)
     return {"test_error": error_rate(model, x_test, data.y_test), "test_size": len(x_test),
             "model": config.model, "distortion": config.distortion}
