@@ -27,9 +27,9 @@ Budgets (:data:`BUDGETS`):
   distortions each epoch; each family has its own epoch count (FCN and
   ST-FCN 10 epochs, CNN and ST-CNN 3), since the paper's ordering compares models
   within a family and a conv epoch costs 8-20x an FC epoch. The 4 x 8 table is about
-  17 minutes of cell time with ``OPENBLAS_NUM_THREADS=1`` on a 2-core machine; two
-  invocations that split the distortions (``--distortions rts`` and ``--distortions
-  r,e,p``, same ``--out``) use both cores and take about 10 minutes, then one more
+  17 minutes of cell time with ``OPENBLAS_NUM_THREADS=1`` on a 2-core machine; ``--jobs 2``
+  trains the cells in two single-threaded child processes side by side (longest first),
+  which uses 2 cores better than one process with 2-thread BLAS / Numba pools, then
   reads all 32 cells back and draws the figures.
 * ``full``: the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations,
   batch 256, 150k iterations, on the 60k MNIST training set (needs the train split).
@@ -38,11 +38,15 @@ Budgets (:data:`BUDGETS`):
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import math
+import os
 import platform
+import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +55,7 @@ import numpy as np
 
 __all__ = ["Budget", "BUDGETS", "Cell", "PAPER_TABLE1", "PAPER_ADDITION", "TABLE1_ROWS", "ADDITION_ROWS",
            "parse_models", "run_table1", "run_addition", "markdown_table", "ordering_violations",
-           "add_reproduce_parser", "run_reproduce"]
+           "add_reproduce_parser", "run_reproduce", "stored_cell", "cell_cost", "SINGLE_THREAD_ENV"]
 
 # --- the paper's numbers ---------------------------------------------------------------
 
@@ -349,21 +353,31 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
     return metrics
 
 
+def stored_cell(folder: Path, settings: dict, statuses=("done",)) -> dict | None:
+    """The metrics stored in ``folder`` when their status is in ``statuses`` (a finished
+    cell) and they were trained with exactly ``settings``; else None (the cell must train)."""
+    path = folder / "metrics.json"
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if stored.get("status") in statuses and stored.get("settings") == settings:
+        return stored
+    return None
+
+
 def run_cell(cell: Cell, budget: Budget, distortion: str, data: dict, settings: dict, runs: Path,
              announce=_say, progress: bool = False) -> dict:
     """The cell's stored result when it is done with the same settings, else train it."""
     folder = runs / f"{cell.key}-{distortion}"
-    path = folder / "metrics.json"
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            stored = {}
-        if stored.get("status") == "done" and stored.get("settings") == settings:
-            stored["resumed"] = True
-            announce(f"{cell.label:16s} {DISTORTION_LABEL.get(distortion, distortion):4s} "
-                     f"{100 * stored['test_error']:6.2f}%  (stored in {folder})")
-            return stored
+    stored = stored_cell(folder, settings)
+    if stored is not None:
+        stored["resumed"] = True
+        announce(f"{cell.label:16s} {DISTORTION_LABEL.get(distortion, distortion):4s} "
+                 f"{100 * stored['test_error']:6.2f}%  (stored in {folder})")
+        return stored
     metrics = train_cell(cell, budget, data, settings, folder, announce, progress)
     metrics["resumed"] = False
     if metrics["status"] == "done":
@@ -497,42 +511,194 @@ def write_figure(folder: Path, x: np.ndarray, y: np.ndarray, path: Path, title: 
     return path
 
 
+# --- parallel cells (--jobs N) --------------------------------------------------------
+
+#: every thread pool a worker process could start (OpenBLAS, OpenMP, MKL, Numba), pinned
+#: to one thread: on a few cores, small matmuls in one 2-thread process run 2-3x slower
+#: than in a 1-thread process, while two 1-thread processes side by side run at full speed
+SINGLE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                     "NUMBA_NUM_THREADS": "1"}
+_SIDE = {"rts": 42, "tc": 60, "addition": 42}  # input side per distortion (others: 28)
+
+
+def cell_cost(cell: Cell, budget: Budget, distortion: str) -> float:
+    """A rough relative training time of a cell, to start the longest cells first.
+
+    Per epoch, in units of an FCN epoch on 28x28 inputs (measured on the ``small``
+    budget, seed 0): a CNN epoch costs about 16, an ST model its baseline's cost times
+    1.15 (ST-CNN), 1.5 (ST-CNN Multi), 2 (ST-FCN) or 3 (2xST-FCN); with the input area
+    ``a = (side / 28) ** 2`` it grows as ``a ** 0.75`` for the FC family (FCN on RTS's
+    42x42: 1.8x its 28x28 time) and ``a ** 1.75`` for the conv family (CNN: 4.3x).
+    Times the cell's epochs. Only the order matters."""
+    area = (_SIDE.get(distortion, 28) / 28) ** 2
+    if cell.group == "conv":
+        st = {"st-cnn": 1.15, "st-cnn-multi": 1.5}.get(cell.base, 1.0)
+        per_epoch = 16.0 * st * area ** 1.75
+    else:
+        st = {"st-fcn": 2.0, "2xst-fcn": 3.0}.get(cell.base, 1.0)
+        per_epoch = st * area ** 0.75
+    return budget.epochs_for(cell) * per_epoch
+
+
+def _check_jobs(budget: Budget, jobs: int) -> None:
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
+    if jobs > 1 and BUDGETS.get(budget.name) != budget:
+        raise ValueError(f"jobs={jobs} runs each cell in a `minstn reproduce --budget NAME` child process, "
+                         f"so it needs one of the named budgets ({', '.join(BUDGETS)}); the custom budget "
+                         f"{budget.name!r} can only run with jobs=1")
+
+
+def _run_children(task: str, budget: Budget, pending: list, out: Path, data_dir, dataset, seed: int,
+                  progress: bool, jobs: int, announce) -> dict:
+    """Train the ``pending`` ``(cell, column, settings)`` cells, longest first (:func:`cell_cost`),
+    each in a single-threaded ``python -m minstn reproduce`` child process, at most ``jobs``
+    at a time. Forwards the children's lines to ``announce`` (whole lines, one at a time);
+    returns ``{(cell.key, column): metrics}``. When a child fails, no new child starts, the
+    running ones finish, and a RuntimeError names the cell and shows the end of its stderr."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending = sorted(pending, key=lambda p: -cell_cost(p[0], budget, p[1]))
+    lock, failed = threading.Lock(), threading.Event()
+    results, failures, running = {}, [], set()
+    env = dict(os.environ, **SINGLE_THREAD_ENV)
+
+    def say(line: str) -> None:
+        with lock:
+            announce(line)
+
+    def one(index: int, cell: Cell, column: str, settings: dict) -> None:
+        if failed.is_set():
+            return
+        argv = [sys.executable, "-m", "minstn", "reproduce", task, "--budget", budget.name, "--out", str(out),
+                "--seed", str(seed), "--models", cell.key, "--no-figures", "--jobs", "1", "--cells-only"]
+        if task == "table1":
+            argv += ["--distortions", column]
+        if data_dir is not None:
+            argv += ["--data-dir", str(data_dir)]
+        if dataset is not None:
+            argv += ["--dataset", dataset]
+        if progress:
+            argv.append("--progress")
+        folder = out / "runs" / f"{cell.key}-{column}"
+        tail = collections.deque(maxlen=20)
+        started = time.time()
+        try:
+            with lock:
+                if failed.is_set():
+                    return
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True, errors="replace", env=env)
+                running.add(proc)
+            with proc:
+                for line in proc.stderr:
+                    line = line.rstrip("\n")
+                    tail.append(line)
+                    say(line)
+                rc = proc.wait()
+            with lock:
+                running.discard(proc)
+        except OSError as exc:
+            rc = None
+            tail.append(f"{type(exc).__name__}: {exc}")
+        # done, or diverged (exit status 1: a result, as in a sequential run), written by this child
+        m = stored_cell(folder, settings, ("done", "diverged"))
+        fresh = m is not None and (folder / "metrics.json").stat().st_mtime >= started - 1
+        if fresh and (rc == 0 or (rc == 1 and m["status"] == "diverged")):
+            with lock:
+                results[(cell.key, column)] = m
+            return
+        failed.set()
+        with lock:
+            failures.append((index, cell, column, rc, list(tail), argv))
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        try:
+            for future in [pool.submit(one, i, *p) for i, p in enumerate(pending)]:
+                future.result()
+        except BaseException:  # Ctrl-C: start nothing more, stop the running children
+            with lock:
+                failed.set()
+                for proc in running:
+                    proc.terminate()
+            raise
+    if failures:
+        _, cell, column, rc, tail, argv = min(failures, key=lambda f: f[0])  # the first started
+        where = f"{cell.label} on {DISTORTION_LABEL.get(column, column)}" if task == "table1" else cell.label
+        more = f" ({len(failures) - 1} more cells failed too)" if len(failures) > 1 else ""
+        raise RuntimeError(f"the child process training {where} ({cell.key}-{column}) failed with exit status "
+                           f"{rc}{more}; no new cells were started. Command: {' '.join(argv)}\n"
+                           f"Last lines of its stderr:\n" + "\n".join(f"  {t}" for t in tail))
+    return results
+
+
+def _cells_in_children(task: str, budget: Budget, grid: list, source: str, runs: Path, out: Path, data_dir,
+                       dataset, seed: int, progress: bool, jobs: int, announce) -> dict:
+    """``--jobs N``: the cells of ``grid`` (``(cell, column)`` pairs) not finished yet, trained in
+    child processes; ``{}`` when all are finished (they are read back as usual)."""
+    pending = []
+    for cell, column in grid:
+        settings = _settings(budget, cell, column, seed, task, source)
+        if stored_cell(runs / f"{cell.key}-{column}", settings) is None:
+            pending.append((cell, column, settings))
+    if not pending:
+        return {}
+    announce(f"training {len(pending)} cells in up to {jobs} single-threaded child processes, longest first")
+    return _run_children(task, budget, pending, out, data_dir, dataset, seed, progress, jobs, announce)
+
+
 # --- the two commands ----------------------------------------------------------------
 
 def _header(title: str, budget: Budget, seed: int, source: str, command: str, seconds: float,
-            trained: int, stored: int) -> str:
+            trained: int, stored: int, jobs: int = 1) -> str:
     return (f"# {title}\n\n"
             f"- command: `{command}`\n"
             f"- budget `{budget.name}`: {budget.description}\n"
             f"- data: {source}; seed {seed} (split, initial weights; distortions: train 2*seed + epoch "
             f"stream, test 2*seed+1)\n"
             f"- machine: {_machine()}\n"
-            f"- wall time of this invocation: {seconds:.0f} s ({trained} cells trained, {stored} read back)\n")
+            f"- wall time of this invocation: {seconds:.0f} s ({trained} cells trained, {stored} read back"
+            + (f"; {jobs} worker processes" if jobs > 1 else "") + ")\n")
 
 
 def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distortions=None, models=None,
                seed: int = 0, dataset: str | None = None, figures: bool = True, announce=_say,
-               progress: bool = False, command: str = "") -> dict:
+               progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True) -> dict:
     """Train (or read back) every (model, distortion) cell of Table 1; write the table,
-    the JSON and the figures. Returns the JSON document as a dict."""
+    the JSON and the figures. Returns the JSON document as a dict.
+
+    ``jobs > 1`` (named budgets only): first train the unfinished cells in up to ``jobs``
+    single-threaded child processes at a time, longest first, then read every cell back
+    as a resumed run does. ``tables=False``: train the cells only, write no table, JSON
+    or figure (what those child processes run)."""
     from .checkpoint import write_json
 
+    t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
+    _check_jobs(budget, jobs)
     cells = models if models and isinstance(models[0], Cell) else parse_models(",".join(models) if models else None)
     columns = distortions if isinstance(distortions, list) else parse_distortions(distortions)
     out = Path(out or f"runs/reproduce-{budget.name}")
     runs = out / "runs"
-    t0 = time.perf_counter()
-    digits = _digits(budget, data_dir, seed, dataset, announce)
-    announce(f"Table 1, budget {budget.name}: {len(cells)} models x {len(columns)} distortions on "
-             f"{len(digits.x_train)} train / {len(digits.x_test)} test digits ({digits.source}); writing to {out}")
+    digits = _digits(budget, data_dir, seed, dataset, announce if tables else lambda s: None)
+    if tables:
+        announce(f"Table 1, budget {budget.name}: {len(cells)} models x {len(columns)} distortions on "
+                 f"{len(digits.x_train)} train / {len(digits.x_test)} test digits ({digits.source}); "
+                 f"writing to {out}")
+    children = {}
+    if jobs > 1:
+        children = _cells_in_children("table1", budget, [(c, d) for d in columns for c in cells], digits.source,
+                                      runs, out, data_dir, dataset, seed, progress, jobs, announce)
     results, figure_paths = {}, {}
     for d in columns:
         data = _distortion_data(digits, d, seed)
         for cell in cells:
+            if (cell.key, d) in children:  # trained by a child process of this invocation
+                results[(cell.key, d)] = dict(children[(cell.key, d)], resumed=False)
+                continue
             settings = _settings(budget, cell, d, seed, "table1", digits.source)
             results[(cell.key, d)] = run_cell(cell, budget, d, data, settings, runs, announce, progress)
-        if figures:
+        if figures and tables:
             fc = _figure_cell(cells, d, results)
             if fc is not None:
                 path = out / "figures" / f"table1_{d}.png"
@@ -542,11 +708,13 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
     seconds = time.perf_counter() - t0
     trained = sum(1 for m in results.values() if not m.get("resumed"))
     doc = _document("table1", budget, seed, digits.source, cells, columns, results, PAPER_TABLE1, seconds,
-                    figure_paths, command)
+                    figure_paths, command, jobs)
+    if not tables:
+        return doc
     write_json(out / "table1.json", doc)
     text = _header("Table 1: distorted MNIST, test error (%)", budget, seed, digits.source,
                    command or f"minstn reproduce table1 --budget {budget.name}", seconds, trained,
-                   len(results) - trained)
+                   len(results) - trained, jobs)
     text += "\n" + markdown_table(results, cells, columns, PAPER_TABLE1) + "\n"
     text += _ordering_text(results, cells, columns)
     text += _theta_text(results, cells, columns)
@@ -558,28 +726,38 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
 
 def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models=None, seed: int = 0,
                  dataset: str | None = None, figures: bool = True, announce=_say, progress: bool = False,
-                 command: str = "") -> dict:
+                 command: str = "", jobs: int = 1, tables: bool = True) -> dict:
     """MNIST addition (paper appendix): two RTS-distorted digits on two channels of a
-    42x42 input, 19 classes (their sum). FCN and CNN baselines vs ST-CNN Multi and 2xST-FCN."""
+    42x42 input, 19 classes (their sum). FCN and CNN baselines vs ST-CNN Multi and 2xST-FCN.
+    ``jobs`` and ``tables``: as in :func:`run_table1`."""
     from .checkpoint import write_json
 
+    t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
+    _check_jobs(budget, jobs)
     cells = models if models and isinstance(models[0], Cell) else parse_models(
         ",".join(models) if models else None, ADDITION_ROWS)
     out = Path(out or f"runs/reproduce-{budget.name}")
     runs = out / "runs"
-    t0 = time.perf_counter()
-    digits = _digits(budget, data_dir, seed, dataset, announce)
+    digits = _digits(budget, data_dir, seed, dataset, announce if tables else lambda s: None)
     data = _addition_data(digits, budget, seed)
-    announce(f"MNIST addition, budget {budget.name}: {len(cells)} models, {budget.train_size} train pairs per "
-             f"epoch from {len(digits.x_train)} digits, {budget.test_size} test pairs; writing to {out}")
+    if tables:
+        announce(f"MNIST addition, budget {budget.name}: {len(cells)} models, {budget.train_size} train pairs "
+                 f"per epoch from {len(digits.x_train)} digits, {budget.test_size} test pairs; writing to {out}")
+    children = {}
+    if jobs > 1:
+        children = _cells_in_children("addition", budget, [(c, "addition") for c in cells], digits.source, runs,
+                                      out, data_dir, dataset, seed, progress, jobs, announce)
     results, figure_paths = {}, {}
     for cell in cells:
-        settings = _settings(budget, cell, "addition", seed, "addition", digits.source)
-        results[(cell.key, "addition")] = run_cell(cell, budget, "addition", data, settings, runs, announce,
-                                                   progress)
+        if (cell.key, "addition") in children:  # trained by a child process of this invocation
+            results[(cell.key, "addition")] = dict(children[(cell.key, "addition")], resumed=False)
+        else:
+            settings = _settings(budget, cell, "addition", seed, "addition", digits.source)
+            results[(cell.key, "addition")] = run_cell(cell, budget, "addition", data, settings, runs, announce,
+                                                       progress)
         m = results[(cell.key, "addition")]
-        if figures and cell.family and m.get("status") == "done":
+        if figures and tables and cell.family and m.get("status") == "done":
             path = out / "figures" / f"addition_{cell.key}.png"
             _addition_figure(runs / f"{cell.key}-addition", data["x_test"], data["y_test"], path,
                              f"MNIST addition: {cell.label} ({budget.name} budget)")
@@ -587,11 +765,13 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
     seconds = time.perf_counter() - t0
     trained = sum(1 for m in results.values() if not m.get("resumed"))
     doc = _document("addition", budget, seed, digits.source, cells, ["addition"], results,
-                    {k: {"addition": v} for k, v in PAPER_ADDITION.items()}, seconds, figure_paths, command)
+                    {k: {"addition": v} for k, v in PAPER_ADDITION.items()}, seconds, figure_paths, command, jobs)
+    if not tables:
+        return doc
     write_json(out / "addition.json", doc)
     text = _header("MNIST addition: test error (%), 19 classes", budget, seed, digits.source,
                    command or f"minstn reproduce addition --budget {budget.name}", seconds, trained,
-                   len(results) - trained)
+                   len(results) - trained, jobs)
     text += ("\n" + markdown_table(results, cells, ["addition"], {k: {"addition": v} for k, v in PAPER_ADDITION.items()},
                                    {"addition": "addition"}) + "\n")
     text += ("\nPaper numbers for addition are quoted from memory and unverified; the paper's ST model "
@@ -672,7 +852,8 @@ def _theta_text(results, cells, columns) -> str:
             + " |\n| --- | " + " | ".join("---:" for _ in columns) + " |\n" + "\n".join(rows) + "\n")
 
 
-def _document(task, budget, seed, source, cells, columns, results, paper, seconds, figures, command) -> dict:
+def _document(task, budget, seed, source, cells, columns, results, paper, seconds, figures, command,
+              jobs: int = 1) -> dict:
     cells_doc = []
     for cell in cells:
         for c in columns:
@@ -683,7 +864,7 @@ def _document(task, budget, seed, source, cells, columns, results, paper, second
                               "test_error_percent": None if m.get("status") != "done" else 100 * m["test_error"],
                               "paper_percent": paper.get(cell.key, {}).get(c), **m})
     return {"task": task, "command": command, "budget": dataclasses.asdict(budget), "seed": seed, "data": source,
-            "machine": _machine(), "seconds": round(seconds, 1), "figures": figures,
+            "machine": _machine(), "seconds": round(seconds, 1), "jobs": jobs, "figures": figures,
             "ordering_violations": ordering_violations(results, cells, columns), "cells": cells_doc}
 
 
@@ -707,9 +888,9 @@ Budgets:
          error after the last epoch. Each family has its own epoch count (the paper's
          ordering compares ST-FCN with FCN and ST-CNN with CNN only): FCN / ST-FCN 10
          epochs (1,250 updates), CNN / ST-CNN 3 epochs (375 updates). About 17
-         minutes with OPENBLAS_NUM_THREADS=1 on 2 cores; or about 10 minutes with two
-         invocations at once (--distortions rts and --distortions r,e,p, same --out),
-         after which the plain command reads the 32 cells back and draws the figures.
+         minutes of cell time with OPENBLAS_NUM_THREADS=1 on 2 cores; on 2 cores run
+         it with --jobs 2 (two single-threaded worker processes, each training one
+         cell at a time, use the cores better than one 2-threaded process).
   full   the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations, batch
          256, 150k iterations, on the 60k MNIST training set (hours to days on a CPU).
 
@@ -717,10 +898,26 @@ Extra rows: --models st-cnn-multi-aff (a transformer before each conv layer, the
 on feature maps; minstn/models_extra.py). Extra column: --distortions r,rts,p,e,tc.
 Full results and discussion of a small run: docs/results.md.
 
+Parallel cells: --jobs N trains the unfinished cells in up to N child processes at
+once (python -m minstn reproduce ... --models M --distortions D), each with
+OPENBLAS/OMP/MKL/NUMBA_NUM_THREADS=1, longest first (conv family and 42x42 / 60x60
+inputs first), then reads every cell back and writes the table, JSON and figures as
+with --jobs 1 (named budgets only).
+
 Resuming: each finished cell is stored in OUT/runs/<model>-<distortion>/metrics.json
 with its settings; running the same command again reads it back instead of
 retraining (change the budget, seed or data and the cell is retrained).
 """
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
 
 
 def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
@@ -742,6 +939,12 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the data split, distortions and weights")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--progress", action="store_true", help="print every epoch")
+    p.add_argument("--jobs", type=_positive_int, default=1, metavar="N",
+                   help="train up to N cells at once, each in its own single-threaded process, longest "
+                        "first, then read them all back and write the table (named budgets; default 1: "
+                        "one process, in order). On 2 cores --jobs 2 is the fastest way to run --budget small")
+    # internal: what a --jobs child runs (train its cells, write no table, JSON or figure)
+    p.add_argument("--cells-only", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=run_reproduce)
     return p
 
@@ -752,16 +955,20 @@ def run_reproduce(args) -> int:
         if getattr(args, flag) is not None:
             command += f" --{flag.replace('_', '-')} {getattr(args, flag)}"
     command += f" --seed {args.seed}" if args.seed else ""
+    jobs = getattr(args, "jobs", 1)
+    command += f" --jobs {jobs}" if jobs != 1 else ""
+    tables = not getattr(args, "cells_only", False)
     try:
         kwargs = dict(budget=args.budget, data_dir=args.data_dir, out=args.out, seed=args.seed,
                       dataset=args.dataset, figures=not args.no_figures, progress=args.progress,
-                      command=command)
+                      command=command, jobs=jobs, tables=tables)
         if args.what == "table1":
             doc = run_table1(distortions=args.distortions, models=parse_models(args.models), **kwargs)
-            print((Path(args.out or f"runs/reproduce-{args.budget}") / "table1.md").read_text())
         else:
             doc = run_addition(models=parse_models(args.models, ADDITION_ROWS), **kwargs)
-            print((Path(args.out or f"runs/reproduce-{args.budget}") / "addition.md").read_text())
+        if tables:
+            name = "table1.md" if args.what == "table1" else "addition.md"
+            print((Path(args.out or f"runs/reproduce-{args.budget}") / name).read_text())
     except ValueError as exc:
         print(f"minstn reproduce: error: {exc}", file=sys.stderr)
         return 2

@@ -164,3 +164,94 @@ def test_family_epochs_and_per_cell_settings():
     longer = dataclasses.replace(small, conv_epochs=small.conv_epochs + 1)
     assert R._settings(longer, fc[1], "r", 0, "table1", "x") == R._settings(small, fc[1], "r", 0, "table1", "x")
     assert R._settings(longer, conv[1], "r", 0, "table1", "x") != R._settings(small, conv[1], "r", 0, "table1", "x")
+
+
+# --- --jobs N: cells in single-threaded child processes ----------------------------------
+
+def _pin_threads(monkeypatch):
+    for name, value in R.SINGLE_THREAD_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_jobs_matches_jobs_1_and_resumes(tmp_path, monkeypatch, capsys):
+    """``--jobs 2`` trains the cells in child processes and gives the same test errors,
+    bit for bit, as ``--jobs 1``; run again, it reads every cell back."""
+    import subprocess
+    import sys
+
+    _pin_threads(monkeypatch)  # both runs single-threaded: same BLAS summation order
+    common = ["reproduce", "table1", "--budget", "tiny", "--distortions", "r", "--models", "fcn,st-fcn-aff",
+              "--no-figures", *DATA]
+    # --jobs 1 as its own process, so the pinned thread counts apply to it too
+    ref = tmp_path / "one"
+    subprocess.run([sys.executable, "-m", "minstn", *common, "--out", str(ref), "--jobs", "1"], check=True,
+                   capture_output=True, text=True)
+    out = tmp_path / "two"
+    argv = [*common, "--out", str(out), "--jobs", "2"]
+    assert R.run_reproduce(_parse(argv)) == 0
+    err = capsys.readouterr().err
+    assert "training 2 cells in up to 2 single-threaded child processes" in err
+    assert err.count("FCN              R ") == 1 and err.count("ST-FCN Aff       R ") == 1  # forwarded once
+
+    one, two = (json.loads((d / "table1.json").read_text()) for d in (ref, out))
+    assert one["jobs"] == 1 and two["jobs"] == 2 and two["command"].endswith("--jobs 2")
+    errors = lambda doc: {c["model"]: c["test_error"] for c in doc["cells"]}
+    assert errors(two) == errors(one) and len(errors(two)) == 2
+    assert not any(c["resumed"] for c in two["cells"])
+    assert two["seconds"] >= max(c["seconds"] for c in two["cells"])  # the whole invocation
+    assert "(2 cells trained, 0 read back; 2 worker processes)" in (out / "table1.md").read_text()
+
+    # again: nothing left to train, no child process, every cell read back
+    mtimes = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*")}
+    assert R.run_reproduce(_parse(argv)) == 0
+    assert "child processes" not in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.glob("runs/*/*")} == mtimes
+    again = json.loads((out / "table1.json").read_text())
+    assert all(c["resumed"] for c in again["cells"]) and errors(again) == errors(two)
+
+
+def test_jobs_child_failure_names_the_cell(tmp_path, monkeypatch):
+    """A failing child: no new child starts, and the error names the cell and shows its stderr."""
+    import sys
+
+    calls = tmp_path / "calls"
+    fake = tmp_path / "fake-python"
+    fake.write_text(f"#!/bin/sh\necho called >> {calls}\necho 'Traceback: boom' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(fake))
+    kw = dict(budget="tiny", out=tmp_path / "r", distortions="r,rts", models=["fcn", "cnn"], jobs=2,
+              announce=lambda s: None)
+    kw.update(data_dir=str(MNIST_DIR)) if HAVE_MNIST else kw.update(dataset="glyphs")
+    with pytest.raises(RuntimeError, match=r"(?s)CNN on RTS \(cnn-rts\) failed with exit status 3.*boom"):
+        R.run_table1(**kw)  # the costliest cell (cnn-rts) starts first
+    assert len(calls.read_text().splitlines()) <= 2  # 4 cells, 2 workers: the failure stops the rest
+    assert not (tmp_path / "r" / "table1.json").exists()
+
+
+def test_jobs_validation(tmp_path):
+    with pytest.raises(SystemExit):
+        _parse(["reproduce", "table1", "--jobs", "0"])
+    with pytest.raises(SystemExit):
+        _parse(["reproduce", "addition", "--jobs", "x"])
+    assert _parse(["reproduce", "addition", "--jobs", "3"]).jobs == 3
+    assert _parse(["reproduce", "table1"]).jobs == 1
+    import dataclasses
+    custom = dataclasses.replace(R.BUDGETS["tiny"], epochs=2)
+    with pytest.raises(ValueError, match="named budgets"):
+        R.run_table1(budget=custom, jobs=2, out=tmp_path)
+    with pytest.raises(ValueError, match="named budgets"):
+        R.run_addition(budget=custom, jobs=2, out=tmp_path)
+    with pytest.raises(ValueError, match="at least 1"):
+        R.run_table1(budget="tiny", jobs=0, out=tmp_path)
+
+
+def test_cell_cost_puts_long_cells_first():
+    small = R.BUDGETS["small"]
+    cost = lambda key, d: R.cell_cost(R.parse_cell(key), small, d)
+    # measured (small, seed 0): ST-CNN RTS ~126 s > CNN RTS ~113 s > ST-CNN R ~30 s >
+    # CNN R ~26 s > ST-FCN RTS ~20 s > ST-FCN R ~11 s > FCN RTS ~10 s > FCN R ~5 s
+    order = [("st-cnn-aff", "rts"), ("cnn", "rts"), ("st-cnn-tps", "r"), ("cnn", "r"), ("st-fcn-aff", "rts"),
+             ("st-fcn-aff", "r"), ("fcn", "rts"), ("fcn", "r")]
+    costs = [cost(*c) for c in order]
+    assert costs == sorted(costs, reverse=True)
+    assert cost("cnn", "tc") > cost("cnn", "rts") and cost("st-cnn-multi-aff", "addition") > cost("cnn", "addition")
