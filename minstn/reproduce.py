@@ -26,8 +26,9 @@ Budgets (:data:`BUDGETS`):
   set when only that is available), Adam lr 1e-3 (localisation nets too), fresh
   distortions each epoch; each family has its own epoch count (FCN and
   ST-FCN 10 epochs, CNN and ST-CNN 3), since the paper's ordering compares models
-  within a family and a conv epoch costs 8-20x an FC epoch. The 4 x 8 table is about
-  17 minutes of cell time with ``OPENBLAS_NUM_THREADS=1`` on a 2-core machine; ``--jobs 2``
+  within a family and a conv epoch costs 8-20x an FC epoch. The 4 x 8 table is 18-21
+  minutes of cell time on one core (9 min 20 s of wall time with ``--jobs 2`` on a 2-core
+  machine, measured in docs/results.md); ``--jobs 2``
   trains the cells in two single-threaded child processes side by side (longest first),
   which uses 2 cores better than one process with 2-thread BLAS / Numba pools, then
   reads all 32 cells back and draws the figures.
@@ -887,9 +888,9 @@ Budgets:
          too), batch 64, freshly distorted digits each epoch, test
          error after the last epoch. Each family has its own epoch count (the paper's
          ordering compares ST-FCN with FCN and ST-CNN with CNN only): FCN / ST-FCN 10
-         epochs (1,250 updates), CNN / ST-CNN 3 epochs (375 updates). About 17
-         minutes of cell time with OPENBLAS_NUM_THREADS=1 on 2 cores; on 2 cores run
-         it with --jobs 2 (two single-threaded worker processes, each training one
+         epochs (1,250 updates), CNN / ST-CNN 3 epochs (375 updates). 18-21
+         minutes of cell time on one core, 9-10 minutes of wall time with --jobs 2
+         on 2 cores; run it with --jobs 2 (two single-threaded worker processes, each training one
          cell at a time, use the cores better than one 2-threaded process).
   full   the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations, batch
          256, 150k iterations, on the 60k MNIST training set (hours to days on a CPU).
