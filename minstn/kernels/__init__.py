@@ -13,7 +13,7 @@ One module per backend, all with the same four functions (see ``backend.py``):
 * ``reference``      the paper's sums over every pixel, literally (the oracle)
 * ``numpy_backend``  vectorised gathers and np.add.at
 * ``pixel``          the per-location math, written once, shared by ``cpu`` and ``cuda``
-* ``cpu``            numba.njit(nogil=True) loops, one thread per core
+* ``cpu``            numba.njit loops over output rows, spread over threads by prange launchers
 * ``cuda``           numba.cuda kernels (imported only when selected)
 
 Modules are imported lazily by ``minstn.backend`` so that ``import minstn`` does not
