@@ -60,9 +60,14 @@ def _fcn_count(in_features: int, units: int, num_classes: int) -> int:
     return _linear(in_features, units) + _linear(units, units) + _linear(units, num_classes)
 
 
+def _cnn_side1(in_size: int) -> int:
+    # valid conv 9 -> pool 2 (floor): 28 -> 10, 42 -> 17, 60 -> 26
+    return (in_size - 8) // 2
+
+
 def _cnn_side(in_size: int) -> int:
-    # valid conv 9 -> pool 2 -> valid conv 7 -> pool 2 (floor): 28 -> 2, 42 -> 5, 60 -> 10
-    return ((in_size - 8) // 2 - 6) // 2
+    # ... -> valid conv 7 -> pool 2 (floor): 28 -> 2, 42 -> 5, 60 -> 10
+    return (_cnn_side1(in_size) - 6) // 2
 
 
 def _cnn_count(in_size: int, in_channels: int, filters: int, num_classes: int) -> int:

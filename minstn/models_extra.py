@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from . import nn
 from .models import (CNN_FILTERS, FCN_UNITS, LOC_UNITS, TARGET_PARAMETERS, _closest_width, _cnn_side,
-                     _conv, _fcn_body, _fcn_count, _linear, build_model, cnn_localisation,
+                     _cnn_side1, _conv, _fcn_body, _fcn_count, _linear, build_model, cnn_localisation,
                      count_parameters, fcn_localisation)
 from .ops import cat
 
@@ -54,7 +54,7 @@ class STCNNMulti(nn.Module):
     def __init__(self, in_size: int = 28, num_classes: int = 10, in_channels: int = 1,
                  transform: str = "affine", filters: int | None = None):
         super().__init__()
-        side1 = (in_size - 8) // 2  # after the valid 9x9 conv and the 2x2 pool
+        side1 = _cnn_side1(in_size)  # after the valid 9x9 conv and the 2x2 pool
         side = _cnn_side(in_size)
         if side < 1:
             raise ValueError(f"ST-CNN Multi needs inputs of at least 28 pixels, got {in_size}")
