@@ -11,10 +11,7 @@ interleaved, median of the repeats; torch gets as many threads as Numba. The scr
 also prints the largest relative difference of the outputs and gradients.
 """
 import argparse
-import os
-import platform
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -22,6 +19,7 @@ import numba
 
 import minstn as mt
 import minstn.nn.functional_layers as FL
+from _common import describe_run
 
 
 def main(argv=None):
@@ -32,12 +30,8 @@ def main(argv=None):
     import torch
     torch.set_num_threads(numba.get_num_threads())
     tf = torch.nn.functional
-    print(f"command: python {' '.join(sys.argv)}")
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average: "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; numpy {np.__version__}, "
-          f"numba {numba.__version__} ({numba.get_num_threads()} threads), "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads)\n")
+    describe_run(f"numpy {np.__version__}, numba {numba.__version__} ({numba.get_num_threads()} threads), "
+                 f"torch {torch.__version__} ({torch.get_num_threads()} threads)\n")
     rng = np.random.default_rng(0)
 
     def arr(shape, scale=1.0):

@@ -7,27 +7,20 @@ numba kernels of one training step (affine_grid forward, grid_sample forward,
 grid_sample backward, affine_grid backward), float32, with the current thread count.
 """
 import os
-import statistics
 import sys
-import time
 
 import numba
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import interleaved_median_ms  # noqa: E402
 from sampler import SHAPES, make_case  # noqa: E402
 
 from minstn.kernels import cpu  # noqa: E402
 
 
 def med(fn, repeats=21):
-    fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(ts)
+    return interleaved_median_ms({"fn": fn}, repeats)["fn"]
 
 
 def main():

@@ -11,14 +11,10 @@ machine hits every contender alike. Reports the median of the repeats, after a
 warm-up call (which also triggers Numba's JIT compilation).
 """
 import argparse
-import os
-import platform
-import statistics
-import sys
-import time
 
 import numpy as np
 
+from _common import describe_run, interleaved_median_ms
 from minstn import backend
 
 SHAPES = [(256, 1, 42, 42, 42, 42), (64, 32, 28, 28, 28, 28), (16, 64, 64, 64, 64, 64)]
@@ -37,19 +33,6 @@ def make_case(shape, seed=0):
     u = rng.standard_normal((N, C, H, W)).astype(np.float32)
     go = rng.standard_normal((N, C, Ho, Wo)).astype(np.float32)
     return theta, u, go, (N, C, Ho, Wo)
-
-
-def interleaved_median_ms(fns, repeats):
-    """{key: fn} -> {key: median ms}; every fn warmed up once, then called in turn."""
-    for fn in fns.values():
-        fn()                               # warm-up (JIT compile, caches)
-    times = {key: [] for key in fns}
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[key].append(time.perf_counter() - t0)
-    return {key: 1e3 * statistics.median(t) for key, t in times.items()}
 
 
 def minstn_fns(name, theta, u, go, size):
@@ -96,12 +79,7 @@ def main(argv=None):
     p.add_argument("--no-tiny", action="store_true", help="skip the tiny shape")
     args = p.parse_args(argv)
     import numba
-    print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average: "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs; python {platform.python_version()}, numpy {np.__version__}, "
-          f"numba {numba.__version__} ({numba.get_num_threads()} threads)")
+    describe_run(f"numpy {np.__version__}, numba {numba.__version__} ({numba.get_num_threads()} threads)")
     try:
         import torch
         torch.set_num_threads(numba.get_num_threads())

@@ -18,12 +18,7 @@ triggers Numba's JIT compilation). Torch gets as many threads as Numba.
 import argparse
 import cProfile
 import io
-import os
-import platform
 import pstats
-import statistics
-import sys
-import time
 
 import numpy as np
 
@@ -31,6 +26,7 @@ import minstn as mt
 import minstn.functional as F
 from minstn import nn, optim
 from minstn.models import build_model
+from _common import describe_run, interleaved_median_ms
 
 BATCH, SIZE, CLASSES = 256, 42, 10
 
@@ -148,13 +144,9 @@ def main(argv=None):
     import torch
     _torch_classes(torch)
     torch.set_num_threads(numba.get_num_threads())
-    print(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; load average: "
-          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs; python {platform.python_version()}, "
-          f"numpy {np.__version__}, numba {numba.__version__} ({numba.get_num_threads()} threads), "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads); sampler backend "
-          f"{mt.get_backend()}")
+    describe_run(f"numpy {np.__version__}, numba {numba.__version__} ({numba.get_num_threads()} threads), "
+                 f"torch {torch.__version__} ({torch.get_num_threads()} threads); sampler backend "
+                 f"{mt.get_backend()}")
     print(f"batch {BATCH} x 1 x {SIZE} x {SIZE}, float32, SGD lr 0.01; median of {args.repeats} "
           f"interleaved steps after 2 warm-up steps\n")
     print(f"{'model':<8}{'minstn ms':>11}{'torch ms':>10}{'minstn/torch':>14}   first losses (minstn, torch)")
@@ -163,12 +155,8 @@ def main(argv=None):
         l_mt, l_t = mt_step(), t_step()           # warm-up 1 (JIT) + loss agreement check
         if not abs(l_mt - l_t) <= 1e-4 * max(1.0, abs(l_t)):
             raise SystemExit(f"{name}: first losses differ: minstn {l_mt} vs torch {l_t}")
-        mt_step(), t_step()                         # warm-up 2
-        tm, tt = [], []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter(); mt_step(); tm.append(time.perf_counter() - t0)
-            t0 = time.perf_counter(); t_step(); tt.append(time.perf_counter() - t0)
-        m, t = 1e3 * statistics.median(tm), 1e3 * statistics.median(tt)
+        ms = interleaved_median_ms({"minstn": mt_step, "torch": t_step}, args.repeats)   # warm-up 2 inside
+        m, t = ms["minstn"], ms["torch"]
         print(f"{name:<8}{m:>11.1f}{t:>10.1f}{m / t:>14.2f}   ({l_mt:.6f}, {l_t:.6f})")
         if args.profile:
             pr = cProfile.Profile()

@@ -550,6 +550,22 @@ def _check_jobs(budget: Budget, jobs: int) -> None:
                          f"{budget.name!r} can only run with jobs=1")
 
 
+def _child_command(task: str, budget: Budget, cell: Cell, column: str, out: Path, seed: int, data_dir, dataset,
+                   progress: bool) -> list:
+    """The command line of the child process that trains one cell (and writes no table)."""
+    argv = [sys.executable, "-m", "minstn", "reproduce", task, "--budget", budget.name, "--out", str(out),
+            "--seed", str(seed), "--models", cell.key, "--no-figures", "--jobs", "1", "--cells-only"]
+    if task == "table1":
+        argv += ["--distortions", column]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    if dataset is not None:
+        argv += ["--dataset", dataset]
+    if progress:
+        argv.append("--progress")
+    return argv
+
+
 def _run_children(task: str, budget: Budget, pending: list, out: Path, data_dir, dataset, seed: int,
                   progress: bool, jobs: int, announce) -> dict:
     """Train the ``pending`` ``(cell, column, settings)`` cells, longest first (:func:`cell_cost`),
@@ -571,16 +587,7 @@ def _run_children(task: str, budget: Budget, pending: list, out: Path, data_dir,
     def one(index: int, cell: Cell, column: str, settings: dict) -> None:
         if failed.is_set():
             return
-        argv = [sys.executable, "-m", "minstn", "reproduce", task, "--budget", budget.name, "--out", str(out),
-                "--seed", str(seed), "--models", cell.key, "--no-figures", "--jobs", "1", "--cells-only"]
-        if task == "table1":
-            argv += ["--distortions", column]
-        if data_dir is not None:
-            argv += ["--data-dir", str(data_dir)]
-        if dataset is not None:
-            argv += ["--dataset", dataset]
-        if progress:
-            argv.append("--progress")
+        argv = _child_command(task, budget, cell, column, out, seed, data_dir, dataset, progress)
         folder = out / "runs" / f"{cell.key}-{column}"
         tail = collections.deque(maxlen=20)
         started = time.time()
@@ -662,6 +669,43 @@ def _header(title: str, budget: Budget, seed: int, source: str, command: str, se
             + (f"; {jobs} worker processes" if jobs > 1 else "") + ")\n")
 
 
+def _cell_result(cell: Cell, column: str, task: str, children: dict, budget: Budget, seed: int, data: dict,
+                 source: str, runs: Path, announce, progress: bool) -> dict:
+    """One cell's metrics: from ``children`` if a child process of this invocation trained
+    it, else trained here (or read back, if already finished)."""
+    if (cell.key, column) in children:
+        return dict(children[(cell.key, column)], resumed=False)
+    settings = _settings(budget, cell, column, seed, task, source)
+    return run_cell(cell, budget, column, data, settings, runs, announce, progress)
+
+
+def _report(task: str, title: str, out: Path, budget: Budget, seed: int, source: str, cells: list, columns: list,
+            results: dict, paper: dict, t0: float, figure_paths: dict, command: str, jobs: int, tables: bool,
+            announce, column_label=DISTORTION_LABEL, note: str = "", theta: bool = True) -> dict:
+    """The JSON document of a run; unless ``tables`` is False, also write OUT/<task>.json and
+    OUT/<task>.md (header, table with the paper's numbers, ``note``, the ordering check
+    and, with ``theta``, the table of |theta - identity|). Returns the document."""
+    from .checkpoint import write_json
+
+    seconds = time.perf_counter() - t0
+    trained = sum(1 for m in results.values() if not m.get("resumed"))
+    doc = _document(task, budget, seed, source, cells, columns, results, paper, seconds, figure_paths, command,
+                    jobs)
+    if not tables:
+        return doc
+    write_json(out / f"{task}.json", doc)
+    text = _header(title, budget, seed, source, command or f"minstn reproduce {task} --budget {budget.name}",
+                   seconds, trained, len(results) - trained, jobs)
+    text += "\n" + markdown_table(results, cells, columns, paper, column_label) + "\n" + note
+    text += _ordering_text(results, cells, columns)
+    if theta:
+        text += _theta_text(results, cells, columns)
+    (out / f"{task}.md").write_text(text)
+    announce(f"wrote {out / f'{task}.md'}, {out / f'{task}.json'}"
+             + (f" and {len(figure_paths)} figures" if figure_paths else ""))
+    return doc
+
+
 def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distortions=None, models=None,
                seed: int = 0, dataset: str | None = None, figures: bool = True, announce=_say,
                progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True) -> dict:
@@ -672,8 +716,6 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
     single-threaded child processes at a time, longest first, then read every cell back
     as a resumed run does. ``tables=False``: train the cells only, write no table, JSON
     or figure (what those child processes run)."""
-    from .checkpoint import write_json
-
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     _check_jobs(budget, jobs)
@@ -694,11 +736,8 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
     for d in columns:
         data = _distortion_data(digits, d, seed)
         for cell in cells:
-            if (cell.key, d) in children:  # trained by a child process of this invocation
-                results[(cell.key, d)] = dict(children[(cell.key, d)], resumed=False)
-                continue
-            settings = _settings(budget, cell, d, seed, "table1", digits.source)
-            results[(cell.key, d)] = run_cell(cell, budget, d, data, settings, runs, announce, progress)
+            results[(cell.key, d)] = _cell_result(cell, d, "table1", children, budget, seed, data, digits.source,
+                                                  runs, announce, progress)
         if figures and tables:
             fc = _figure_cell(cells, d, results)
             if fc is not None:
@@ -706,23 +745,8 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
                 write_figure(runs / f"{fc.key}-{d}", data["x_test"], data["y_test"], path,
                              f"{DISTORTION_LABEL[d]}: {fc.label} ({budget.name} budget)")
                 figure_paths[d] = str(path)
-    seconds = time.perf_counter() - t0
-    trained = sum(1 for m in results.values() if not m.get("resumed"))
-    doc = _document("table1", budget, seed, digits.source, cells, columns, results, PAPER_TABLE1, seconds,
-                    figure_paths, command, jobs)
-    if not tables:
-        return doc
-    write_json(out / "table1.json", doc)
-    text = _header("Table 1: distorted MNIST, test error (%)", budget, seed, digits.source,
-                   command or f"minstn reproduce table1 --budget {budget.name}", seconds, trained,
-                   len(results) - trained, jobs)
-    text += "\n" + markdown_table(results, cells, columns, PAPER_TABLE1) + "\n"
-    text += _ordering_text(results, cells, columns)
-    text += _theta_text(results, cells, columns)
-    (out / "table1.md").write_text(text)
-    announce(f"wrote {out / 'table1.md'}, {out / 'table1.json'}" + (f" and {len(figure_paths)} figures"
-                                                                      if figure_paths else ""))
-    return doc
+    return _report("table1", "Table 1: distorted MNIST, test error (%)", out, budget, seed, digits.source, cells,
+                   columns, results, PAPER_TABLE1, t0, figure_paths, command, jobs, tables, announce)
 
 
 def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models=None, seed: int = 0,
@@ -731,8 +755,6 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
     """MNIST addition (paper appendix): two RTS-distorted digits on two channels of a
     42x42 input, 19 classes (their sum). FCN and CNN baselines vs ST-CNN Multi and 2xST-FCN.
     ``jobs`` and ``tables``: as in :func:`run_table1`."""
-    from .checkpoint import write_json
-
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     _check_jobs(budget, jobs)
@@ -751,36 +773,19 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
                                       out, data_dir, dataset, seed, progress, jobs, announce)
     results, figure_paths = {}, {}
     for cell in cells:
-        if (cell.key, "addition") in children:  # trained by a child process of this invocation
-            results[(cell.key, "addition")] = dict(children[(cell.key, "addition")], resumed=False)
-        else:
-            settings = _settings(budget, cell, "addition", seed, "addition", digits.source)
-            results[(cell.key, "addition")] = run_cell(cell, budget, "addition", data, settings, runs, announce,
-                                                       progress)
-        m = results[(cell.key, "addition")]
+        m = results[(cell.key, "addition")] = _cell_result(cell, "addition", "addition", children, budget, seed,
+                                                           data, digits.source, runs, announce, progress)
         if figures and tables and cell.family and m.get("status") == "done":
             path = out / "figures" / f"addition_{cell.key}.png"
             _addition_figure(runs / f"{cell.key}-addition", data["x_test"], data["y_test"], path,
                              f"MNIST addition: {cell.label} ({budget.name} budget)")
             figure_paths[cell.key] = str(path)
-    seconds = time.perf_counter() - t0
-    trained = sum(1 for m in results.values() if not m.get("resumed"))
-    doc = _document("addition", budget, seed, digits.source, cells, ["addition"], results,
-                    {k: {"addition": v} for k, v in PAPER_ADDITION.items()}, seconds, figure_paths, command, jobs)
-    if not tables:
-        return doc
-    write_json(out / "addition.json", doc)
-    text = _header("MNIST addition: test error (%), 19 classes", budget, seed, digits.source,
-                   command or f"minstn reproduce addition --budget {budget.name}", seconds, trained,
-                   len(results) - trained, jobs)
-    text += ("\n" + markdown_table(results, cells, ["addition"], {k: {"addition": v} for k, v in PAPER_ADDITION.items()},
-                                   {"addition": "addition"}) + "\n")
-    text += ("\nPaper numbers for addition are quoted from memory and unverified; the paper's ST model "
-             "there is 2xST-CNN.\n")
-    text += _ordering_text(results, cells, ["addition"])
-    (out / "addition.md").write_text(text)
-    announce(f"wrote {out / 'addition.md'}, {out / 'addition.json'}")
-    return doc
+    note = ("\nPaper numbers for addition are quoted from memory and unverified; the paper's ST model "
+            "there is 2xST-CNN.\n")
+    return _report("addition", "MNIST addition: test error (%), 19 classes", out, budget, seed, digits.source,
+                   cells, ["addition"], results, {k: {"addition": v} for k, v in PAPER_ADDITION.items()}, t0,
+                   figure_paths, command, jobs, tables, announce, column_label={"addition": "addition"},
+                   note=note, theta=False)
 
 
 def _addition_figure(folder: Path, x: np.ndarray, y: np.ndarray, path: Path, title: str, n: int = 6) -> Path:

@@ -73,7 +73,9 @@ for name in ("numpy", "numba"):
 # %% [markdown]
 # ## 2. Reading a Numba kernel
 #
-# Here is the forward kernel of the CPU backend, in full:
+# Here is the simplest forward kernel of the CPU backend, in full. It is the one the
+# nearest kernel, eq. (4), uses; the bilinear one, `cpu._bilinear_forward_kernel`, has
+# the same structure but does each row in two passes (see section 3).
 
 # %%
 print(inspect.getsource(cpu._forward_kernel.py_func))
@@ -87,21 +89,19 @@ print(inspect.getsource(cpu._forward_kernel.py_func))
 #   speed); `cache=True` stores the compiled code on disk, so the next process skips
 #   compilation (`nogil=True` lets other Python threads run meanwhile).
 # * `for k in range(r0, r1)`: one iteration per output *row*, for a run of rows
-#   `[r0, r1)`. The host function `cpu.grid_sample_forward` runs the kernel on all
-#   rows at once for small inputs; otherwise it cuts the N * H_out rows into runs
-#   and hands them to a tiny launcher, `@njit(parallel=True)` with a `prange` loop
-#   over the runs, which Numba spreads over its threads (`cpu._in_parallel`; the
-#   bilinear kernels have one each). Each row writes only its own outputs, so the
-#   threads never race. Only the launcher goes through Numba's parallel compiler,
-#   which is 2-3x slower than compiling a plain loop.
+#   `[r0, r1)`. The host function `cpu.grid_sample_forward` calls this kernel once on
+#   all the rows. The bilinear kernels, above a small size, are instead called through
+#   a tiny launcher (`cpu._in_parallel`): `@njit(parallel=True)` with a `prange` loop
+#   over runs of rows, which Numba spreads over its threads. Each row writes only its
+#   own outputs, so the threads never race. Only the launcher goes through Numba's
+#   parallel compiler, which is 2-3x slower than compiling a plain loop.
 # * `pixel.sample_location(...)`: the per-location maths (normalise, pick the 4
 #   taps, weight them), written **once** in `pixel.py` as plain Python marked
 #   `@register_jitable`. Numba inlines it here, and `cuda.py` compiles the same
 #   function as a GPU device function. Below, the bilinear taps, eq. (5):
 
 # %%
-print(inspect.getsource(pixel.bilinear_taps.py_func if hasattr(pixel.bilinear_taps, "py_func")
-                        else pixel.bilinear_taps))
+print(inspect.getsource(pixel.bilinear_taps))
 
 # %% [markdown]
 # The backward is harder: dL/dU (eq. 6) is a **scatter**: two output locations

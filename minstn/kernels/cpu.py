@@ -23,8 +23,7 @@ NUMBA_NUM_THREADS or ``numba.set_num_threads``). How the work is split:
   runs are whole images: each thread owns grad_input[n] whole. (With N smaller than
   the thread count this leaves cores idle; the benchmark batch sizes are >= 16.)
 * the nearest kernel (eq. (4)) uses the plain location-by-location kernels
-  (``_forward_kernel``, ``_backward_fused_kernel``, ``_grid_grad_kernel``), on one
-  thread: it is rarely used in training, and each launcher costs compile time.
+  (``_forward_kernel``, ``_backward_kernel``), on one thread: it is rarely used in training, and each launcher costs compile time.
 
 Why serial kernels plus a thin parallel launcher, rather than the whole loop nest
 inside ``prange``: Numba compiles a ``prange`` loop through its parallel-loop
@@ -91,10 +90,15 @@ RUNS_PER_THREAD = 4
 # 64 x 32 x 28 x 28 (100 KB) 1.7x slower, so it stays location-outer; C = 1 no
 # difference.
 ROWS_BYTES = 1 << 18
-# Markers the bilinear kernels store in place of x0 (an inside x0 is >= 0).
+# The scratch rows of the bilinear kernels (``_row_footprints``): ``taps[X0]`` holds x0,
+# or one of these markers where a tap is outside (an inside x0 is >= 0); ``taps[Y0]``
+# holds y0; ``fp[IX]`` ... ``fp[WY1]`` the floats of ``pixel.bilinear_footprint``.
 PARTLY_OUTSIDE, ALL_OUTSIDE = -1, -2
+X0, Y0 = 0, 1
+IX, IY, MX, MY, WX0, WX1, WY0, WY1 = range(8)
 
 JIT = dict(nogil=True, cache=True, error_model="numpy")
+
 
 def _in_parallel(kernel, args, rows, step, work):
     """Call ``kernel(*args, r0, r1)`` on runs ``[r0, r1)`` covering ``range(rows)``,
@@ -113,7 +117,7 @@ def _in_parallel(kernel, args, rows, step, work):
 
 
 @njit(inline="always")
-def _run(t, runs, rows, step):
+def _run_bounds(t, runs, rows, step):
     """Rows [r0, r1) of run t of `runs`: an even split of `rows`, in multiples of `step`."""
     units = rows // step
     return t * units // runs * step, (t + 1) * units // runs * step
@@ -149,7 +153,7 @@ def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
     xs = _base_coordinates(W, align_corners)
     ys = _base_coordinates(H, align_corners)
     # Column sums over h (one accumulator per w: the inner loop runs on SIMD lanes):
-    # of g_x, g_y and of y_t * g_x, y_t * g_y.
+    # of g_x, g_y and of y_t * g_x, y_t * g_y. Four scratch rows of W numbers per call.
     sx, sy = np.empty(W, np.float64), np.empty(W, np.float64)
     tx, ty = np.empty(W, np.float64), np.empty(W, np.float64)
     for n in range(N):
@@ -166,16 +170,16 @@ def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
                 sy[w] += gy
                 tx[w] += yt * gx
                 ty[w] += yt * gy
-        a = np.zeros(6, np.float64)
+        ax, ay, a1, bx, by, b1 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         for w in range(W):          # row r of A_theta: sums of g_r * (x_t, y_t, 1)
-            a[0] += xs[w] * sx[w]
-            a[1] += tx[w]
-            a[2] += sx[w]
-            a[3] += xs[w] * sy[w]
-            a[4] += ty[w]
-            a[5] += sy[w]
-        for j in range(6):
-            grad_theta[n, j // 3, j % 3] = a[j]
+            ax += xs[w] * sx[w]
+            ay += tx[w]
+            a1 += sx[w]
+            bx += xs[w] * sy[w]
+            by += ty[w]
+            b1 += sy[w]
+        grad_theta[n, 0, 0], grad_theta[n, 0, 1], grad_theta[n, 0, 2] = ax, ay, a1
+        grad_theta[n, 1, 0], grad_theta[n, 1, 1], grad_theta[n, 1, 2] = bx, by, b1
 
 
 @njit(**JIT)
@@ -195,25 +199,25 @@ def _footprint_loop(grid, n, ho, H, W, padding, align_corners, taps, fp):
         ix, iy, mx, my, x0, y0, wx0, wx1, wy0, wy1, inside = pixel.bilinear_footprint(
             grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W, padding, align_corners)
         edge = ALL_OUTSIDE if pixel.no_tap_inside(x0, y0, H, W) else PARTLY_OUTSIDE
-        taps[0, wo] = x0 if inside else edge
-        taps[1, wo] = y0
-        fp[0, wo] = ix
-        fp[1, wo] = iy
-        fp[2, wo] = mx
-        fp[3, wo] = my
-        fp[4, wo] = wx0
-        fp[5, wo] = wx1
-        fp[6, wo] = wy0
-        fp[7, wo] = wy1
+        taps[X0, wo] = x0 if inside else edge
+        taps[Y0, wo] = y0
+        fp[IX, wo] = ix
+        fp[IY, wo] = iy
+        fp[MX, wo] = mx
+        fp[MY, wo] = my
+        fp[WX0, wo] = wx0
+        fp[WX1, wo] = wx1
+        fp[WY0, wo] = wy0
+        fp[WY1, wo] = wy1
 
 
 @njit(inline="always")
 def _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp):
     """``pixel.bilinear_footprint`` for every location of output row (n, ho).
 
-    Fills taps[0] = x0 (or, where some tap is outside, PARTLY_OUTSIDE or ALL_OUTSIDE:
-    both negative, and an inside x0 never is), taps[1] = y0,
-    and fp[0:8] = ix, iy, mx, my, wx0, wx1, wy0, wy1. The loop reads no image and
+    Fills taps[X0] = x0 (or, where some tap is outside, PARTLY_OUTSIDE or ALL_OUTSIDE:
+    both negative, and an inside x0 never is), taps[Y0] = y0, and fp[IX], fp[IY],
+    fp[MX], ... fp[WY1] = ix, iy, mx, my, wx0, wx1, wy0, wy1. The loop reads no image and
     has no early exits, so LLVM compiles it to SIMD instructions (4 locations at a
     time with AVX2): this is where most of the arithmetic of the sampler is.
 
@@ -252,23 +256,24 @@ def _bilinear_forward_kernel(inp, grid, out, padding, align_corners, fill, chann
         if channel_outer:
             for c in range(C):
                 for wo in range(Wo):
-                    if taps[0, wo] >= 0:
+                    if taps[X0, wo] >= 0:
                         out[n, c, ho, wo] = pixel.interpolate_inside(
-                            inp, n, c, taps[0, wo], taps[1, wo], fp[4, wo], fp[5, wo], fp[6, wo], fp[7, wo])
+                            inp, n, c, taps[X0, wo], taps[Y0, wo], fp[WX0, wo], fp[WX1, wo], fp[WY0, wo],
+                            fp[WY1, wo])
         else:
             for wo in range(Wo):
-                x0 = taps[0, wo]
+                x0 = taps[X0, wo]
                 if x0 >= 0:
-                    y0, wx0, wx1, wy0, wy1 = taps[1, wo], fp[4, wo], fp[5, wo], fp[6, wo], fp[7, wo]
+                    y0, wx0, wx1, wy0, wy1 = taps[Y0, wo], fp[WX0, wo], fp[WX1, wo], fp[WY0, wo], fp[WY1, wo]
                     for c in range(C):
                         out[n, c, ho, wo] = pixel.interpolate_inside(inp, n, c, x0, y0, wx0, wx1, wy0, wy1)
         for wo in range(Wo):
-            if taps[0, wo] == ALL_OUTSIDE:      # every channel reads only padding
-                v = pixel.outside_value(fp[4, wo], fp[5, wo], fp[6, wo], fp[7, wo], fill)
+            if taps[X0, wo] == ALL_OUTSIDE:     # every channel reads only padding
+                v = pixel.outside_value(fp[WX0, wo], fp[WX1, wo], fp[WY0, wo], fp[WY1, wo], fill)
                 for c in range(C):
                     out[n, c, ho, wo] = v
-            elif taps[0, wo] == PARTLY_OUTSIDE:
-                pixel.sample_location_edge(inp, out, n, ho, wo, fp[0, wo], fp[1, wo], pixel.BILINEAR, fill)
+            elif taps[X0, wo] == PARTLY_OUTSIDE:
+                pixel.sample_location_edge(inp, out, n, ho, wo, fp[IX, wo], fp[IY, wo], pixel.BILINEAR, fill)
 
 
 @njit(**JIT)
@@ -290,9 +295,9 @@ def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, padding,
         n, ho = k // Ho, k % Ho
         _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp)
         for wo in range(Wo):
-            x0 = taps[0, wo]
+            x0 = taps[X0, wo]
             if x0 >= 0:
-                y0, wx0, wx1, wy0, wy1 = taps[1, wo], fp[4, wo], fp[5, wo], fp[6, wo], fp[7, wo]
+                y0, wx0, wx1, wy0, wy1 = taps[Y0, wo], fp[WX0, wo], fp[WX1, wo], fp[WY0, wo], fp[WY1, wo]
                 dx = 0.0
                 dy = 0.0
                 for c in range(C):
@@ -300,10 +305,10 @@ def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, padding,
                                                      wx0, wx1, wy0, wy1, need_input_grad)
                     dx += ddx
                     dy += ddy
-                dx, dy = dx * fp[2, wo], dy * fp[3, wo]
+                dx, dy = dx * fp[MX, wo], dy * fp[MY, wo]
             else:
-                dx, dy = pixel.backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, fp[0, wo],
-                                                      fp[1, wo], fp[2, wo], fp[3, wo], pixel.BILINEAR,
+                dx, dy = pixel.backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, fp[IX, wo],
+                                                      fp[IY, wo], fp[MX, wo], fp[MY, wo], pixel.BILINEAR,
                                                       fill, need_input_grad)
             if need_grid_grad:
                 grad_grid[n, ho, wo, 0] = dx
@@ -311,47 +316,35 @@ def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, padding,
 
 
 @njit(**JIT)
-def _backward_fused_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding,
-                           align_corners, fill, need_grid_grad, r0, r1):
-    """Any mode, location by location; the run [r0, r1) must be whole images."""
+def _backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding, align_corners, fill,
+                     need_input_grad, need_grid_grad, r0, r1):
+    """Any mode, location by location (used for the nearest kernel). With
+    need_input_grad the run [r0, r1) must be whole images, as in the bilinear backward."""
     Ho, Wo = grid.shape[1], grid.shape[2]
-    for n in range(r0 // Ho, r1 // Ho):  # this thread owns grad_inp[n]: race-free scatter
-        grad_inp[n] = 0.0               # zeroed here, by its owner: parallel and cache-warm
-        for ho in range(Ho):
-            for wo in range(Wo):
-                dx, dy = pixel.backward_location(grad_out, inp, grad_inp, n, ho, wo,
-                                                 grid[n, ho, wo, 0], grid[n, ho, wo, 1],
-                                                 mode, padding, align_corners, fill, True)
-                if need_grid_grad:
-                    grad_grid[n, ho, wo, 0] = dx
-                    grad_grid[n, ho, wo, 1] = dy
-
-
-@njit(**JIT)
-def _grid_grad_kernel(grad_out, inp, grid, grad_grid, mode, padding, align_corners, fill, r0, r1):
-    """Any mode, eq. (7) only, location by location."""
-    Ho, Wo = grid.shape[1], grid.shape[2]
+    if need_input_grad:
+        grad_inp[r0 // Ho:r1 // Ho] = 0.0
     for k in range(r0, r1):
         n, ho = k // Ho, k % Ho
         for wo in range(Wo):
-            dx, dy = pixel.grid_grad_location(grad_out, inp, n, ho, wo,
-                                              grid[n, ho, wo, 0], grid[n, ho, wo, 1],
-                                              mode, padding, align_corners, fill)
-            grad_grid[n, ho, wo, 0] = dx
-            grad_grid[n, ho, wo, 1] = dy
+            dx, dy = pixel.backward_location(grad_out, inp, grad_inp, n, ho, wo,
+                                             grid[n, ho, wo, 0], grid[n, ho, wo, 1],
+                                             mode, padding, align_corners, fill, need_input_grad)
+            if need_grid_grad:
+                grad_grid[n, ho, wo, 0] = dx
+                grad_grid[n, ho, wo, 1] = dy
 
 
 # ---------------------------------------------------------------- host side ----
 @njit(parallel=True, cache=True)
 def _bilinear_forward_parallel(args, rows, step, runs):
     for t in prange(runs):
-        _bilinear_forward_kernel(*args, *_run(t, runs, rows, step))
+        _bilinear_forward_kernel(*args, *_run_bounds(t, runs, rows, step))
 
 
 @njit(parallel=True, cache=True)
 def _bilinear_backward_parallel(args, rows, step, runs):
     for t in prange(runs):
-        _bilinear_backward_kernel(*args, *_run(t, runs, rows, step))
+        _bilinear_backward_kernel(*args, *_run_bounds(t, runs, rows, step))
 
 
 # The parallel launchers (the nearest kernel's loops run on one thread).
@@ -411,15 +404,13 @@ def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_cor
     Ho = grid.shape[1]
     rows = input.shape[0] * Ho
     step = Ho if need_input_grad else 1     # the scatter needs runs of whole images
+    # An output that is not wanted is never written: the input array stands in for it.
+    outputs = (grad_in if need_input_grad else inp, grad_grid if need_grid_grad else grd)
+    flags = (bool(need_input_grad), bool(need_grid_grad))
     if m == pixel.BILINEAR:
-        args = (go, inp, grd, grad_in if need_input_grad else inp, grad_grid if need_grid_grad else grd,
-                p, bool(align_corners), fill, bool(need_input_grad), bool(need_grid_grad))
+        args = (go, inp, grd, *outputs, p, bool(align_corners), fill, *flags)
         _in_parallel(_bilinear_backward_kernel, args, rows, step, go.size)
-    elif need_input_grad:
-        gg = grad_grid if need_grid_grad else np.empty((0, 0, 0, 0), dtype=grid.dtype)
-        args = (go, inp, grd, grad_in, gg, m, p, bool(align_corners), fill, bool(need_grid_grad))
-        _in_parallel(_backward_fused_kernel, args, rows, step, go.size)
     else:
-        args = (go, inp, grd, grad_grid, m, p, bool(align_corners), fill)
-        _in_parallel(_grid_grad_kernel, args, rows, step, go.size)
+        args = (go, inp, grd, *outputs, m, p, bool(align_corners), fill, *flags)
+        _in_parallel(_backward_kernel, args, rows, step, go.size)
     return grad_in, grad_grid

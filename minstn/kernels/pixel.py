@@ -72,6 +72,7 @@ def register_for_cuda():
     for f, options in _JITABLE:
         cuda_jitable(**options)(f) if options else cuda_jitable(f)
 
+
 BILINEAR, NEAREST = 0, 1
 ZEROS, BORDER, REFLECTION = 0, 1, 2
 MODES = {"bilinear": BILINEAR, "nearest": NEAREST}
