@@ -98,6 +98,36 @@ def test_need_flags_skip_work():
         assert gi2 is None and gg2 is not None
 
 
+def test_numba_chunks_and_parallel_runs_agree_with_numpy(monkeypatch):
+    """Images of several CHUNKs of locations (the last one partial), split into runs
+    that start in the middle of an image, on the parallel launchers (forced by
+    SERIAL_WORK = 0 and a thread count of 3, whatever the machine has), with
+    non-finite grid values: the numba kernels match the NumPy backend (float64)."""
+    monkeypatch.setattr(cpu, "SERIAL_WORK", 0)
+    monkeypatch.setattr(cpu.numba, "get_num_threads", lambda: 3)
+    rng = np.random.default_rng(4)
+    N, C, H, W, Ho, Wo = 3, 2, 9, 11, 13, 23         # 299 locations: 2 chunks + 43
+    assert Ho * Wo % cpu.CHUNK and Ho * Wo > 2 * cpu.CHUNK
+    u = rng.standard_normal((N, C, H, W))
+    grid = rng.uniform(-1.3, 1.3, (N, Ho, Wo, 2))
+    grid[1, 0, :5, 0] = [np.nan, np.inf, -np.inf, 1e30, -1e30]
+    go = rng.standard_normal((N, C, Ho, Wo))
+    for mode in MODES:
+        for padding in PADDINGS:
+            for ac in (True, False):
+                opts = (mode, padding, ac, 0.25)
+                np.testing.assert_allclose(cpu.grid_sample_forward(u, grid, *opts),
+                                           numpy_backend.grid_sample_forward(u, grid, *opts),
+                                           rtol=0, atol=1e-12, err_msg=str(opts))
+                want = numpy_backend.grid_sample_backward(go, u, grid, *opts)
+                for need_input_grad in (True, False):
+                    got = cpu.grid_sample_backward(go, u, grid, *opts, need_input_grad=need_input_grad)
+                    np.testing.assert_allclose(got[1], want[1], rtol=0, atol=1e-12, err_msg=str(opts))
+                    if need_input_grad:
+                        np.testing.assert_allclose(got[0], want[0], rtol=0, atol=1e-12,
+                                                   err_msg=str(opts))
+
+
 def test_pixel_functions_run_as_plain_python():
     assert pixel.unnormalize(1.0, 5, True) == (4.0, 2.0)
     assert pixel.unnormalize(-1.0, 4, False) == (-0.5, 2.0)
@@ -116,15 +146,18 @@ def test_numba_kernels_under_boundscheck(tmp_path):
         rng = np.random.default_rng(0)
         u = rng.standard_normal((2, 2, 3, 2))
         vals = [np.nan, np.inf, -np.inf, 1e30, -1e30, 1e308, -1.0, 1.0, 0.0, 1.5, -1.5, -0.999, 0.999]
-        grid = rng.choice(vals, size=(2, 4, 5, 2))
-        go = rng.standard_normal((2, 2, 4, 5))
-        for mode in ("bilinear", "nearest"):
-            for pad in ("zeros", "border", "reflection"):
-                for ac in (True, False):
-                    out = cpu.grid_sample_forward(u, grid, mode, pad, ac, 0.5)
-                    gi, gg = cpu.grid_sample_backward(go, u, grid, mode, pad, ac, 0.5)
-                    cpu.grid_sample_backward(go, u, grid, mode, pad, ac, 0.5, need_input_grad=False)
-                    assert np.isfinite(out).all() and np.isfinite(gi).all() and np.isfinite(gg).all()
+        # a grid of special values, and one of 299 locations per image (several chunks)
+        big = rng.uniform(-1.3, 1.3, size=(2, 13, 23, 2))
+        big[0, 0, :len(vals), 0] = vals
+        for grid in (rng.choice(vals, size=(2, 4, 5, 2)), big):
+            go = rng.standard_normal((2, 2) + grid.shape[1:3])
+            for mode in ("bilinear", "nearest"):
+                for pad in ("zeros", "border", "reflection"):
+                    for ac in (True, False):
+                        out = cpu.grid_sample_forward(u, grid, mode, pad, ac, 0.5)
+                        gi, gg = cpu.grid_sample_backward(go, u, grid, mode, pad, ac, 0.5)
+                        cpu.grid_sample_backward(go, u, grid, mode, pad, ac, 0.5, need_input_grad=False)
+                        assert np.isfinite(out).all() and np.isfinite(gi).all() and np.isfinite(gg).all()
         th = rng.standard_normal((2, 2, 3))
         cpu.affine_grid_backward(cpu.affine_grid_forward(th, (2, 1, 3, 1), True), (2, 1, 3, 1), True)
         print("ok")

@@ -74,8 +74,10 @@ for name in ("numpy", "numba"):
 # ## 2. Reading a Numba kernel
 #
 # Here is the simplest forward kernel of the CPU backend, in full. It is the one the
-# nearest kernel, eq. (4), uses; the bilinear one, `cpu._bilinear_forward_kernel`, has
-# the same structure but does each row in two passes (see section 3).
+# nearest kernel, eq. (4), uses; the bilinear one, `cpu._bilinear_forward_kernel`, calls
+# the same `pixel.py` functions but works on chunks of 128 output locations in two
+# passes: first the coordinates, taps and weights of the whole chunk (a loop the
+# compiler turns into SIMD instructions), then the image reads.
 
 # %%
 print(inspect.getsource(cpu._forward_kernel.py_func))
@@ -92,16 +94,17 @@ print(inspect.getsource(cpu._forward_kernel.py_func))
 #   `[r0, r1)`. The host function `cpu.grid_sample_forward` calls this kernel once on
 #   all the rows. The bilinear kernels, above a small size, are instead called through
 #   a tiny launcher (`cpu._in_parallel`): `@njit(parallel=True)` with a `prange` loop
-#   over runs of rows, which Numba spreads over its threads. Each row writes only its
-#   own outputs, so the threads never race. Only the launcher goes through Numba's
+#   over runs of output locations, which Numba spreads over its threads. Each location
+#   writes only its own outputs, so the threads never race. Only the launcher goes through Numba's
 #   parallel compiler, which is 2-3x slower than compiling a plain loop.
 # * `pixel.sample_location(...)`: the per-location maths (normalise, pick the 4
 #   taps, weight them), written **once** in `pixel.py` as plain Python marked
 #   `@register_jitable`. Numba inlines it here, and `cuda.py` compiles the same
-#   function as a GPU device function. Below, the bilinear taps, eq. (5):
+#   function as a GPU device function. Below, the bilinear kernel along one axis,
+#   eq. (5):
 
 # %%
-print(inspect.getsource(pixel.bilinear_taps))
+print(inspect.getsource(pixel.bilinear_weights))
 
 # %% [markdown]
 # The backward is harder: dL/dU (eq. 6) is a **scatter**: two output locations
@@ -171,11 +174,11 @@ savefig(fig, "09_timings")
 # * **NumPy -> Numba**: NumPy evaluates one array expression at a time, writing
 #   each intermediate (pixel coordinates, floors, 4 weights, 4 gathers...) to
 #   memory and reading it back; `np.add.at` (the scatter) is notoriously slow.
-#   The Numba kernel works one output row at a time: a first pass computes the
-#   coordinates, taps and weights of the whole row (a short loop the compiler runs
-#   on SIMD lanes, into a scratch row that stays in the L1 cache), a second reads
-#   the image; nothing the size of the image is ever written to memory. The rows
-#   are split over threads.
+#   The Numba kernel works on 128 output locations at a time: a first pass computes
+#   their coordinates, taps and weights (a short loop the compiler runs on SIMD
+#   lanes, into a scratch array that stays in the L1 cache), a second reads the
+#   image, channel by channel; nothing the size of the image is ever written to
+#   memory. The locations are split over threads.
 # * **Numba -> CUDA**: thousands of GPU threads, one per output location. The host
 #   functions here copy arrays to and from the GPU on every call, so for small
 #   batches the copies dominate; a training loop that keeps arrays on the device

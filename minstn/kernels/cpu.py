@@ -1,29 +1,36 @@
-"""Numba CPU backend: compiled loops over output rows calling ``pixel.py``.
+"""Numba CPU backend: compiled loops over output locations calling ``pixel.py``.
 
-Each kernel below is a loop nest over a RUN of output rows ``[r0, r1)`` (row k is
-image ``k // H_out``, row ``k % H_out``); the body at one output location is a call into
-``pixel.py`` (compiled by ``numba.njit`` where it is used). The kernels themselves are
-serial; ``_in_parallel`` runs one on the whole range (small inputs, one thread) or
-splits the rows into runs and hands them to Numba's threads through a ``prange`` loop
-(a small parallel launcher per kernel, ``_bilinear_forward_parallel`` and
-``_bilinear_backward_parallel``; ``numba.get_num_threads()`` threads, i.e.
-NUMBA_NUM_THREADS or ``numba.set_num_threads``). How the work is split:
+Each kernel below is a loop nest over a RUN of output locations ``[r0, r1)`` (flat
+indices over N x H_out x W_out; the nearest kernels use runs of output rows); the math
+at one output location is calls into ``pixel.py`` (compiled by ``numba.njit`` where it
+is used). The kernels themselves are serial; ``_in_parallel`` runs one on the whole
+range (small inputs, one thread) or splits it into runs and hands them to Numba's
+threads through a ``prange`` loop (a small parallel launcher per kernel,
+``_bilinear_forward_parallel`` and ``_bilinear_backward_parallel``;
+``numba.get_num_threads()`` threads, i.e. NUMBA_NUM_THREADS or
+``numba.set_num_threads``). How the work is split:
 
 * affine grid (eq. (1)) and its gradient: plain serial loops, vectorised by the
-  compiler (a multiply-add per grid value: well under a millisecond for 256 x 42 x 42).
-* bilinear forward and grid gradient: runs of rows. Every output location writes only
-  its own output/grad_grid entries: no races. Each row is done in two passes: first
-  ``pixel.bilinear_footprint`` for the whole row (coordinates, taps, weights:
-  ``_row_footprints``, a loop that compiles to SIMD instructions), then the image
-  reads, location by location or, for images with many large channels, channel by
-  channel (chosen by ``ROWS_BYTES``). The grid gradient of eq. (7) is summed over
-  channels in registers.
+  compiler (a multiply-add per grid value: ~0.2 ms for 256 x 42 x 42).
+* bilinear forward and grid gradient (zeros padding, the default; the paper's
+  sampler): runs of locations, a CHUNK (128) of locations
+  of one image at a time, in two passes. Pass 1, ``_footprints``: the coordinates,
+  taps and weights of every location of the chunk (``pixel.locate``,
+  ``pixel.bilinear_weights``, ``pixel.tap_code``) into a scratch array, in a loop
+  that compiles to SIMD instructions. Pass 2: the image reads, channel by channel
+  (each channel reads one input plane, cache-resident, and writes a contiguous run);
+  locations with a tap outside the image come after, all channels at once. Every
+  output location writes only its own output/grad_grid entries: no races. The grid
+  gradient of eq. (7) is summed over channels per location in a scratch row.
 * input gradient (eq. (6)) is a SCATTER: two output locations may hit the same input
   pixel. Two threads doing both at once would race, so with the input gradient the
   runs are whole images: each thread owns grad_input[n] whole. (With N smaller than
   the thread count this leaves cores idle; the benchmark batch sizes are >= 16.)
-* the nearest kernel (eq. (4)) uses the plain location-by-location kernels
-  (``_forward_kernel``, ``_backward_kernel``), on one thread: it is rarely used in training, and each launcher costs compile time.
+* the nearest kernel (eq. (4)) and the border and reflection padding use the plain
+  location-by-location kernels (``_forward_kernel``, ``_backward_kernel``, runs of
+  output rows), 1.5-3x slower than the two-pass ones but compiled only when used: the
+  two-pass kernels are for the default options, bilinear with zeros padding, so that
+  a new user's first step compiles only those (``benchmarks/cold_start.py``).
 
 Why serial kernels plus a thin parallel launcher, rather than the whole loop nest
 inside ``prange``: Numba compiles a ``prange`` loop through its parallel-loop
@@ -47,11 +54,14 @@ Performance notes (issue 9, measured in ``benchmarks/RESULTS.md``):
 * small inputs run on the calling thread (``SERIAL_WORK``): starting a parallel
   region costs ~10 us on an idle machine and milliseconds on a loaded one, more than
   the whole loop on a few thousand samples.
+* unsigned indices (``_U``) and one flat scratch array per kernel call: these are
+  what let LLVM vectorise the loops (see ``_U`` and ``_footprints``); the two-pass
+  kernels were 2-2.5x faster than the location-by-location ones for one channel.
 * outputs that a kernel overwrites completely are ``np.empty``, not ``np.zeros``;
   grad_input is zeroed inside the kernel by the thread that owns it (in parallel,
-  cache-warm). Besides its outputs, the backward allocates only one scratch row per
-  run of work (10 numbers per output column: 3.4 KB for W_out = 42), never anything
-  of the size of the input.
+  cache-warm). Besides its outputs, each run of work allocates a fixed scratch of
+  (SLOTS + 3) x CHUNK numbers (~14 KB), whatever the input size: never anything of
+  the size of the input.
 
 Caching caveat: Numba's on-disk cache (``cache=True``) is keyed on THIS file's time
 stamp only, but the kernels inline ``pixel.py``. So that a learner who edits
@@ -83,19 +93,21 @@ SERIAL_WORK = 1 << 15
 # Runs per thread: more than one evens out the load when other processes share the
 # cores (a thread that finishes early takes the next run).
 RUNS_PER_THREAD = 4
-# The bilinear forward switches to the channel-outer loop (``channel_outer`` of
-# ``_bilinear_forward_kernel``) when one image (all its channels) is larger than
-# this: then reading the channels location by location misses the cache. Measured
-# (issue 9, one thread): 16 x 64 x 64 x 64 float32 (1 MB per image) 1.15x faster;
-# 64 x 32 x 28 x 28 (100 KB) 1.7x slower, so it stays location-outer; C = 1 no
-# difference.
-ROWS_BYTES = 1 << 18
-# The scratch rows of the bilinear kernels (``_row_footprints``): ``taps[X0]`` holds x0,
-# or one of these markers where a tap is outside (an inside x0 is >= 0); ``taps[Y0]``
-# holds y0; ``fp[IX]`` ... ``fp[WY1]`` the floats of ``pixel.bilinear_footprint``.
-PARTLY_OUTSIDE, ALL_OUTSIDE = -1, -2
-X0, Y0 = 0, 1
-IX, IY, MX, MY, WX0, WX1, WY0, WY1 = range(8)
+# Output locations per pass of the bilinear kernels (a chunk; see ``_footprints``).
+CHUNK = 128
+# Indices into arrays in the bilinear kernels are unsigned (np.uintp): Numba puts a
+# test for negative indices (Python's a[-1]) in front of every SIGNED index, and that
+# test kept LLVM from vectorising the loops (and costs a compare per access).
+_U = np.uintp
+# The scratch ``fp`` of the bilinear kernels: SLOTS rows of CHUNK numbers in one flat
+# array; location j of a chunk has its tap code at fp[CODE + j], its 1-D weights at
+# fp[WX0 + j] ..., the products w_ji = wy_j * wx_i at fp[W00 + j] ..., and the
+# derivatives d(pixel)/d(grid) at fp[MX + j], fp[MY + j]. (The forward fills CODE and
+# the products, the backward CODE, the 1-D weights and MX, MY.)
+SLOTS = 11
+CODE, WX0, WX1, WY0, WY1, W00, W01, W10, W11, MX, MY = [_U(i * CHUNK) for i in range(SLOTS)]
+# ``taps`` codes for a footprint with a tap outside the image (see ``pixel.tap_code``).
+PARTLY, NONE_INSIDE = int(pixel.PARTLY_OUTSIDE), int(pixel.ALL_OUTSIDE)
 
 JIT = dict(nogil=True, cache=True, error_model="numpy")
 
@@ -137,14 +149,17 @@ def _affine_grid_kernel(theta, grid, align_corners):
     N, H, W = grid.shape[0], grid.shape[1], grid.shape[2]
     xs = _base_coordinates(W, align_corners)
     ys = _base_coordinates(H, align_corners)
+    out = grid.reshape(-1)          # flat, unsigned indices: SIMD (see _U)
     for n in range(N):
         a0, a1, a2 = float(theta[n, 0, 0]), float(theta[n, 0, 1]), float(theta[n, 0, 2])
         b0, b1, b2 = float(theta[n, 1, 0]), float(theta[n, 1, 1]), float(theta[n, 1, 2])
         for h in range(H):
             ay, by = a1 * ys[h], b1 * ys[h]
+            row = _U(2 * (n * H + h) * W)
             for w in range(W):      # eq. (1): A_theta times (x_t, y_t, 1), row by row
-                grid[n, h, w, 0] = a0 * xs[w] + ay + a2
-                grid[n, h, w, 1] = b0 * xs[w] + by + b2
+                x = xs[_U(w)]
+                out[row + _U(2 * w)] = a0 * x + ay + a2
+                out[row + _U(2 * w + 1)] = b0 * x + by + b2
 
 
 @njit(**JIT)
@@ -156,6 +171,7 @@ def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
     # of g_x, g_y and of y_t * g_x, y_t * g_y. Four scratch rows of W numbers per call.
     sx, sy = np.empty(W, np.float64), np.empty(W, np.float64)
     tx, ty = np.empty(W, np.float64), np.empty(W, np.float64)
+    gg = grad_grid.reshape(-1)      # flat, unsigned indices: SIMD (see _U)
     for n in range(N):
         sx[:] = 0.0
         sy[:] = 0.0
@@ -163,13 +179,15 @@ def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
         ty[:] = 0.0
         for h in range(H):
             yt = ys[h]
+            row = _U(2 * (n * H + h) * W)
             for w in range(W):
-                gx = float(grad_grid[n, h, w, 0])
-                gy = float(grad_grid[n, h, w, 1])
-                sx[w] += gx
-                sy[w] += gy
-                tx[w] += yt * gx
-                ty[w] += yt * gy
+                gx = float(gg[row + _U(2 * w)])
+                gy = float(gg[row + _U(2 * w + 1)])
+                uw = _U(w)
+                sx[uw] += gx
+                sy[uw] += gy
+                tx[uw] += yt * gx
+                ty[uw] += yt * gy
         ax, ay, a1, bx, by, b1 = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
         for w in range(W):          # row r of A_theta: sums of g_r * (x_t, y_t, 1)
             ax += xs[w] * sx[w]
@@ -184,7 +202,8 @@ def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
 
 @njit(**JIT)
 def _forward_kernel(inp, grid, out, mode, padding, align_corners, fill, r0, r1):
-    """Any mode, one location after the other (used for the nearest kernel)."""
+    """Any mode and padding, one location after the other, for output rows [r0, r1)
+    (used for the nearest kernel, and for border and reflection padding)."""
     Ho, Wo = grid.shape[1], grid.shape[2]
     for k in range(r0, r1):
         n, ho = k // Ho, k % Ho
@@ -194,132 +213,192 @@ def _forward_kernel(inp, grid, out, mode, padding, align_corners, fill, r0, r1):
 
 
 @njit(inline="always")
-def _footprint_loop(grid, n, ho, H, W, padding, align_corners, taps, fp):
-    for wo in range(grid.shape[2]):
-        ix, iy, mx, my, x0, y0, wx0, wx1, wy0, wy1, inside = pixel.bilinear_footprint(
-            grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W, padding, align_corners)
-        edge = ALL_OUTSIDE if pixel.no_tap_inside(x0, y0, H, W) else PARTLY_OUTSIDE
-        taps[X0, wo] = x0 if inside else edge
-        taps[Y0, wo] = y0
-        fp[IX, wo] = ix
-        fp[IY, wo] = iy
-        fp[MX, wo] = mx
-        fp[MY, wo] = my
-        fp[WX0, wo] = wx0
-        fp[WX1, wo] = wx1
-        fp[WY0, wo] = wy0
-        fp[WY1, wo] = wy1
+def _footprint_loop(grid_flat, k0, m, H, W, align_corners, fp, backward):
+    for j in range(m):
+        i = _U(2 * (k0 + j))
+        ix, iy, mx, my = pixel.locate(grid_flat[i], grid_flat[i + _U(1)], H, W, pixel.ZEROS,
+                                      align_corners)
+        fx, wx0, wx1 = pixel.bilinear_weights(ix)
+        fy, wy0, wy1 = pixel.bilinear_weights(iy)
+        s = _U(j)
+        fp[CODE + s] = pixel.tap_code(fx, fy, H, W)
+        if backward:            # a constant: each copy stores only what its kernel reads
+            fp[WX0 + s] = wx0
+            fp[WX1 + s] = wx1
+            fp[WY0 + s] = wy0
+            fp[WY1 + s] = wy1
+            fp[MX + s] = mx
+            fp[MY + s] = my
+        else:
+            fp[W00 + s] = wy0 * wx0
+            fp[W01 + s] = wy0 * wx1
+            fp[W10 + s] = wy1 * wx0
+            fp[W11 + s] = wy1 * wx1
+
+
+# The footprint loop compiled twice, for the forward and for the backward kernel, with
+# that choice as a CONSTANT: each copy then has no branch and stores only its slots.
+@njit(**JIT)
+def _forward_footprints(grid_flat, k0, m, H, W, align_corners, fp):
+    _footprint_loop(grid_flat, k0, m, H, W, align_corners, fp, False)
+
+
+@njit(**JIT)
+def _backward_footprints(grid_flat, k0, m, H, W, align_corners, fp):
+    _footprint_loop(grid_flat, k0, m, H, W, align_corners, fp, True)
 
 
 @njit(inline="always")
-def _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp):
-    """``pixel.bilinear_footprint`` for every location of output row (n, ho).
+def _footprints(grid_flat, k0, m, H, W, align_corners, fp, taps, backward):
+    """Pass 1 of the bilinear kernels, for locations k0 .. k0 + m - 1 (flat indices
+    into the N x H_out x W_out locations, all of one image).
 
-    Fills taps[X0] = x0 (or, where some tap is outside, PARTLY_OUTSIDE or ALL_OUTSIDE:
-    both negative, and an inside x0 never is), taps[Y0] = y0, and fp[IX], fp[IY],
-    fp[MX], ... fp[WY1] = ix, iy, mx, my, wx0, wx1, wy0, wy1. The loop reads no image and
-    has no early exits, so LLVM compiles it to SIMD instructions (4 locations at a
-    time with AVX2): this is where most of the arithmetic of the sampler is.
+    Fills the scratch ``fp``: for every location ``pixel.tap_code`` (slot CODE) of
+    ``pixel.locate`` and ``pixel.bilinear_weights``, and for the forward the four
+    weight products w_ji = wy_j * wx_i of eq. (5) (W00 ... W11), for the backward the
+    1-D weights and d(pixel)/d(grid) (WX0 ... WY1, MX, MY). Then ``taps`` = the codes
+    as ints: the flat offset y0 * W + x0 of the top-left tap, or PARTLY or
+    NONE_INSIDE (< 0).
 
-    The loop is written once (``_footprint_loop``) and inlined twice: once with the
-    default options, zeros padding and align_corners=False, as CONSTANTS -- the
-    compiler then drops the code of the other options from that copy, and it runs on
-    SIMD lanes -- and once with the options as run-time values, for the rest. One
-    copy for everything made the default case 2.4x slower: reflection folds
-    coordinates with a remainder (a call that cannot run on SIMD lanes), and run-time
-    option tests stay in the loop. (A copy per option would make the other options
-    as fast, at ~3 s more compile time on first use.)
+    The loop reads no image and has no branches, so LLVM compiles it to SIMD
+    instructions (4 locations at a time with AVX2) -- as long as it is compiled on
+    its own (inlined into a kernel, it was not vectorised), with zeros padding as a
+    constant (reflection folds coordinates with a remainder, which has no SIMD
+    instruction), and writes ONE array at constant distances (``fp``'s slots; with
+    one array per quantity LLVM's run-time overlap checks went past its limit and it
+    gave up). Its cost is mostly the stores, hence a forward and a backward copy. The
+    float-to-int conversion is a separate loop: AVX2 has no SIMD instruction for it.
     """
-    if padding == pixel.ZEROS and not align_corners:
-        _footprint_loop(grid, n, ho, H, W, pixel.ZEROS, False, taps, fp)
+    if backward:
+        _backward_footprints(grid_flat, k0, m, H, W, align_corners, fp)
     else:
-        _footprint_loop(grid, n, ho, H, W, padding, align_corners, taps, fp)
+        _forward_footprints(grid_flat, k0, m, H, W, align_corners, fp)
+    for j in range(m):
+        taps[_U(j)] = int(fp[CODE + _U(j)])
 
 
 @njit(**JIT)
-def _bilinear_forward_kernel(inp, grid, out, padding, align_corners, fill, channel_outer, r0, r1):
-    """Eq. (3) with the bilinear kernel (5), row by row in two passes: first the
-    footprints of the whole row (``_row_footprints``, SIMD), then the image reads.
-
-    channel_outer: fill the row channel by channel (each pass reads one input plane,
-    cache-resident, and writes a contiguous run of ``out``) instead of location by
-    location (which jumps H * W elements per channel); see ``ROWS_BYTES``. Same sums,
-    bit for bit, in either order.
+def _bilinear_forward_kernel(inp, grid, out, align_corners, fill, r0, r1):
+    """Eq. (3) with the bilinear kernel (5), for output locations [r0, r1) (flat
+    indices over N x H_out x W_out), a chunk of CHUNK locations at a time, in two
+    passes: pass 1 ``_footprints`` (SIMD), pass 2 the image reads, channel by channel
+    (each channel reads one input plane, cache-resident, and writes a contiguous run
+    of ``out``). Locations with a tap outside the image come last, all channels at
+    once: ``pixel.outside_value`` (no tap inside) or ``pixel.sample_location_edge``.
     """
     Ho, Wo = grid.shape[1], grid.shape[2]
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
-    taps = np.empty((2, Wo), np.intp)               # scratch of this run of rows
-    fp = np.empty((8, Wo), np.float64)
-    for k in range(r0, r1):
-        n, ho = k // Ho, k % Ho
-        _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp)
-        if channel_outer:
+    L, HW, Wu = Ho * Wo, H * W, _U(W)
+    grid_flat, image, output = grid.reshape(-1), inp.reshape(-1), out.reshape(-1)
+    fp = np.empty(SLOTS * CHUNK, np.float64)             # scratch of this run
+    taps = np.empty(CHUNK, np.intp)
+    for n in range(r0 // L, (r1 + L - 1) // L):          # the images of the run
+        end = min(r1, (n + 1) * L)
+        for k0 in range(max(r0, n * L), end, CHUNK):
+            m = min(CHUNK, end - k0)
+            _footprints(grid_flat, k0, m, H, W, align_corners, fp, taps, False)
             for c in range(C):
-                for wo in range(Wo):
-                    if taps[X0, wo] >= 0:
-                        out[n, c, ho, wo] = pixel.interpolate_inside(
-                            inp, n, c, taps[X0, wo], taps[Y0, wo], fp[WX0, wo], fp[WX1, wo], fp[WY0, wo],
-                            fp[WY1, wo])
-        else:
-            for wo in range(Wo):
-                x0 = taps[X0, wo]
-                if x0 >= 0:
-                    y0, wx0, wx1, wy0, wy1 = taps[Y0, wo], fp[WX0, wo], fp[WX1, wo], fp[WY0, wo], fp[WY1, wo]
+                src, dst = (n * C + c) * HW, (n * C + c) * L + k0 - n * L
+                for j in range(m):
+                    s = _U(j)
+                    t = taps[s]
+                    if t >= 0:
+                        q = _U(src + t)
+                        output[_U(dst + j)] = pixel.bilinear_sum(
+                            fp[W00 + s], fp[W01 + s], fp[W10 + s], fp[W11 + s],
+                            float(image[q]), float(image[q + _U(1)]),
+                            float(image[q + Wu]), float(image[q + Wu + _U(1)]))
+            for j in range(m):
+                t = taps[j]
+                if t == NONE_INSIDE:        # every channel reads only padding
+                    s = _U(j)           # (pixel.outside_value, from the products)
+                    v = pixel.bilinear_sum(fp[W00 + s], fp[W01 + s], fp[W10 + s], fp[W11 + s],
+                                           fill, fill, fill, fill)
                     for c in range(C):
-                        out[n, c, ho, wo] = pixel.interpolate_inside(inp, n, c, x0, y0, wx0, wx1, wy0, wy1)
-        for wo in range(Wo):
-            if taps[X0, wo] == ALL_OUTSIDE:     # every channel reads only padding
-                v = pixel.outside_value(fp[WX0, wo], fp[WX1, wo], fp[WY0, wo], fp[WY1, wo], fill)
-                for c in range(C):
-                    out[n, c, ho, wo] = v
-            elif taps[X0, wo] == PARTLY_OUTSIDE:
-                pixel.sample_location_edge(inp, out, n, ho, wo, fp[IX, wo], fp[IY, wo], pixel.BILINEAR, fill)
+                        output[(n * C + c) * L + k0 - n * L + j] = v
+                elif t == PARTLY:
+                    ho, wo = (k0 - n * L + j) // Wo, (k0 - n * L + j) % Wo
+                    ix, iy, _, _ = pixel.locate(grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W,
+                                                pixel.ZEROS, align_corners)
+                    pixel.sample_location_edge(inp, out, n, ho, wo, ix, iy, pixel.BILINEAR, fill)
 
 
 @njit(**JIT)
-def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, padding, align_corners,
-                              fill, need_input_grad, need_grid_grad, r0, r1):
-    """Eq. (6) and (7) with the bilinear kernel, in the two passes of the forward.
+def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, align_corners, fill,
+                              need_input_grad, need_grid_grad, r0, r1):
+    """Eq. (6) and (7) with the bilinear kernel, in the chunks and passes of the forward.
 
-    With need_input_grad the run must be whole images (the scatter into grad_inp[n] is
-    then race-free: one thread owns it, and zeroes it first, cache-warm); without, any
-    run of rows (only grad_grid is written, each entry by its location).
+    Pass 2 runs channel by channel; eq. (7)'s sum over channels is kept per location
+    in the scratch ``acc`` (added in the same order, c = 0, 1, ..., as a sum in
+    registers would be), then multiplied by d(pixel)/d(grid) (MX, MY).
+
+    With need_input_grad the run [r0, r1) must be whole images (the scatter into
+    grad_inp[n] is then race-free: one thread owns it, and zeroes it first,
+    cache-warm); without, any run (only grad_grid is written, each entry by its
+    location).
     """
     Ho, Wo = grid.shape[1], grid.shape[2]
     C, H, W = inp.shape[1], inp.shape[2], inp.shape[3]
+    L, HW, Wu = Ho * Wo, H * W, _U(W)
     if need_input_grad:
-        grad_inp[r0 // Ho:r1 // Ho] = 0.0
-    taps = np.empty((2, Wo), np.intp)
-    fp = np.empty((8, Wo), np.float64)
-    for k in range(r0, r1):
-        n, ho = k // Ho, k % Ho
-        _row_footprints(grid, n, ho, H, W, padding, align_corners, taps, fp)
-        for wo in range(Wo):
-            x0 = taps[X0, wo]
-            if x0 >= 0:
-                y0, wx0, wx1, wy0, wy1 = taps[Y0, wo], fp[WX0, wo], fp[WX1, wo], fp[WY0, wo], fp[WY1, wo]
-                dx = 0.0
-                dy = 0.0
-                for c in range(C):
-                    ddx, ddy = pixel.backward_inside(grad_out, inp, grad_inp, n, c, ho, wo, x0, y0,
-                                                     wx0, wx1, wy0, wy1, need_input_grad)
-                    dx += ddx
-                    dy += ddy
-                dx, dy = dx * fp[MX, wo], dy * fp[MY, wo]
-            else:
-                dx, dy = pixel.backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, fp[IX, wo],
-                                                      fp[IY, wo], fp[MX, wo], fp[MY, wo], pixel.BILINEAR,
-                                                      fill, need_input_grad)
-            if need_grid_grad:
-                grad_grid[n, ho, wo, 0] = dx
-                grad_grid[n, ho, wo, 1] = dy
+        grad_inp[r0 // L:r1 // L] = 0.0
+    grid_flat, image = grid.reshape(-1), inp.reshape(-1)
+    g_out, g_inp, g_grid = grad_out.reshape(-1), grad_inp.reshape(-1), grad_grid.reshape(-1)
+    fp = np.empty(SLOTS * CHUNK, np.float64)
+    taps = np.empty(CHUNK, np.intp)
+    acc = np.empty(2 * CHUNK, np.float64)                # dL/dix, dL/diy per location
+    for n in range(r0 // L, (r1 + L - 1) // L):          # the images of the run
+        end = min(r1, (n + 1) * L)
+        for k0 in range(max(r0, n * L), end, CHUNK):
+            m = min(CHUNK, end - k0)
+            _footprints(grid_flat, k0, m, H, W, align_corners, fp, taps, True)
+            acc[:] = 0.0
+            for c in range(C):
+                src, dst = (n * C + c) * HW, (n * C + c) * L + k0 - n * L
+                for j in range(m):
+                    s = _U(j)
+                    t = taps[s]
+                    if t >= 0:
+                        q = _U(src + t)
+                        g = float(g_out[_U(dst + j)])
+                        v00, v01 = float(image[q]), float(image[q + _U(1)])
+                        v10, v11 = float(image[q + Wu]), float(image[q + Wu + _U(1)])
+                        if need_input_grad:     # eq. (6): dV/dU is the tap's weight
+                            wx0, wx1, wy0, wy1 = fp[WX0 + s], fp[WX1 + s], fp[WY0 + s], fp[WY1 + s]
+                            g_inp[q] += g * (wy0 * wx0)
+                            g_inp[q + _U(1)] += g * (wy0 * wx1)
+                            g_inp[q + Wu] += g * (wy1 * wx0)
+                            g_inp[q + Wu + _U(1)] += g * (wy1 * wx1)
+                    elif t == NONE_INSIDE:      # all four taps read the padding value
+                        g = float(g_out[_U(dst + j)])
+                        v00 = v01 = v10 = v11 = fill
+                    else:
+                        continue
+                    ddx, ddy = pixel.bilinear_grid_terms(g, v00, v01, v10, v11, fp[WX0 + s],
+                                                         fp[WX1 + s], fp[WY0 + s], fp[WY1 + s])
+                    acc[s] += ddx
+                    acc[_U(CHUNK) + s] += ddy
+            for j in range(m):
+                if taps[j] == PARTLY:
+                    ho, wo = (k0 - n * L + j) // Wo, (k0 - n * L + j) % Wo
+                    ix, iy, mx, my = pixel.locate(grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W,
+                                                  pixel.ZEROS, align_corners)
+                    dx, dy = pixel.backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, ix, iy,
+                                                          mx, my, pixel.BILINEAR, fill, need_input_grad)
+                else:
+                    s = _U(j)
+                    dx, dy = acc[s] * fp[MX + s], acc[_U(CHUNK) + s] * fp[MY + s]
+                if need_grid_grad:
+                    g_grid[2 * (k0 + j)] = dx
+                    g_grid[2 * (k0 + j) + 1] = dy
 
 
 @njit(**JIT)
 def _backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding, align_corners, fill,
                      need_input_grad, need_grid_grad, r0, r1):
-    """Any mode, location by location (used for the nearest kernel). With
-    need_input_grad the run [r0, r1) must be whole images, as in the bilinear backward."""
+    """Any mode and padding, location by location, for output rows [r0, r1) (used for
+    the nearest kernel, and for border and reflection padding). With need_input_grad
+    the run must be whole images, as in the bilinear backward."""
     Ho, Wo = grid.shape[1], grid.shape[2]
     if need_input_grad:
         grad_inp[r0 // Ho:r1 // Ho] = 0.0
@@ -347,9 +426,24 @@ def _bilinear_backward_parallel(args, rows, step, runs):
         _bilinear_backward_kernel(*args, *_run_bounds(t, runs, rows, step))
 
 
-# The parallel launchers (the nearest kernel's loops run on one thread).
+@njit(parallel=True, cache=True)
+def _forward_parallel(args, rows, step, runs):
+    for t in prange(runs):
+        _forward_kernel(*args, *_run_bounds(t, runs, rows, step))
+
+
+@njit(parallel=True, cache=True)
+def _backward_parallel(args, rows, step, runs):
+    for t in prange(runs):
+        _backward_kernel(*args, *_run_bounds(t, runs, rows, step))
+
+
+# The parallel launcher of each kernel. Numba compiles one when it is first called, so
+# the default options (bilinear, zeros padding) never compile the generic two.
 _PARALLEL = {_bilinear_forward_kernel: _bilinear_forward_parallel,
-             _bilinear_backward_kernel: _bilinear_backward_parallel}
+             _bilinear_backward_kernel: _bilinear_backward_parallel,
+             _forward_kernel: _forward_parallel,
+             _backward_kernel: _backward_parallel}
 
 
 def affine_grid_forward(theta, size, align_corners):
@@ -380,12 +474,12 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
     if out.size == 0:
         return out
     inp, grd = np.ascontiguousarray(input), np.ascontiguousarray(grid)
-    rows = N * grid.shape[1]
-    if m == pixel.BILINEAR:
-        args = (inp, grd, out, p, bool(align_corners), fill, inp[0].nbytes > ROWS_BYTES)
-        _in_parallel(_bilinear_forward_kernel, args, rows, 1, out.size)
+    if m == pixel.BILINEAR and p == pixel.ZEROS:
+        args = (inp, grd, out, bool(align_corners), fill)
+        _in_parallel(_bilinear_forward_kernel, args, N * grid.shape[1] * grid.shape[2], 1, out.size)
     else:
-        _in_parallel(_forward_kernel, (inp, grd, out, m, p, bool(align_corners), fill), rows, 1, out.size)
+        args = (inp, grd, out, m, p, bool(align_corners), fill)
+        _in_parallel(_forward_kernel, args, N * grid.shape[1], 1, out.size)
     return out
 
 
@@ -401,16 +495,17 @@ def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_cor
     grad_grid = np.empty(grid.shape, dtype=grid.dtype) if need_grid_grad else None
     go = np.ascontiguousarray(grad_output, dtype=input.dtype)
     inp, grd = np.ascontiguousarray(input), np.ascontiguousarray(grid)
-    Ho = grid.shape[1]
-    rows = input.shape[0] * Ho
-    step = Ho if need_input_grad else 1     # the scatter needs runs of whole images
     # An output that is not wanted is never written: the input array stands in for it.
     outputs = (grad_in if need_input_grad else inp, grad_grid if need_grid_grad else grd)
     flags = (bool(need_input_grad), bool(need_grid_grad))
-    if m == pixel.BILINEAR:
-        args = (go, inp, grd, *outputs, p, bool(align_corners), fill, *flags)
-        _in_parallel(_bilinear_backward_kernel, args, rows, step, go.size)
+    # The bilinear kernel's runs are of locations, the generic one's of rows; with the
+    # input gradient the runs are whole images (`step`): the scatter needs that.
+    N, Ho, Wo = grid.shape[:3]
+    if m == pixel.BILINEAR and p == pixel.ZEROS:
+        args = (go, inp, grd, *outputs, bool(align_corners), fill, *flags)
+        _in_parallel(_bilinear_backward_kernel, args, N * Ho * Wo, Ho * Wo if need_input_grad else 1,
+                     go.size)
     else:
         args = (go, inp, grd, *outputs, m, p, bool(align_corners), fill, *flags)
-        _in_parallel(_backward_kernel, args, rows, step, go.size)
+        _in_parallel(_backward_kernel, args, N * Ho, Ho if need_input_grad else 1, go.size)
     return grad_in, grad_grid

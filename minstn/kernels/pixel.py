@@ -5,8 +5,11 @@ Python functions on scalars (plus array indexing):
 
 * ``source_index``   grid value in [-1, 1] -> pixel coordinate, with its derivative
                      (unnormalise, then the padding rule: border clamp or reflection)
-* ``bilinear_taps``  the 4 taps of the bilinear kernel, eq. (5), and their weights
+* ``bilinear_weights`` / ``bilinear_taps``  the taps of the bilinear kernel, eq. (5),
+  along one axis and their weights (the tap as a float / as an int)
 * ``nearest_tap``    the 1 tap of the nearest-integer kernel, eq. (4)
+* ``bilinear_sum`` (eq. (3) over the 4 taps) and ``bilinear_grid_terms`` (eq. (7) for
+  one channel): the arithmetic on the tap values, shared by every path below
 * ``bilinear_footprint``  everything eq. (5) needs at a location before reading the
   image (coordinates, taps, weights, and whether all 4 taps are inside); then
   ``interpolate_inside`` (eq. (3)) and ``backward_inside`` (eq. (6), (7)) for one
@@ -14,7 +17,9 @@ Python functions on scalars (plus array indexing):
 * ``sample_location`` / ``grid_grad_location`` / ``input_grad_location`` /
   ``backward_location``  whole per-location routines built from the above: eq. (3)
   forward, eq. (7) grid gradient, eq. (6) input gradient (the CUDA kernels call
-  these; the CPU kernels call the pieces directly, a whole row at a time).
+  these; the CPU kernels call the pieces directly, a chunk of locations at a time:
+  ``locate``, ``bilinear_weights`` and ``tap_code`` for all of them first, then the
+  image reads).
 
 The small hot functions are inlined into the calling loop at Numba IR level
 (``inline="always"``): LLVM then sees the array shapes and strides as loop invariants
@@ -28,8 +33,9 @@ compiles them wherever a jitted caller uses them -- ``numba.njit`` loops in ``cp
 and, once ``cuda.py`` has called ``register_for_cuda``, ``numba.cuda.jit`` kernels
 (where they become device functions). They use only what both targets compile: e.g.
 ``math.floor`` (an int on the CPU, a float on CUDA, hence the ``int(...)`` around it),
-not ``np.floor``. ``tests/test_cuda_compile.py`` compiles every CUDA kernel to PTX to
-check this. No other module repeats this math.
+not ``np.floor`` -- except ``floor_float``, which is ``np.floor`` on the CPU (SIMD) and
+``math.floor`` under CUDA. ``tests/test_cuda_compile.py`` compiles every CUDA kernel
+to PTX to check this. No other module repeats this math.
 
 Conventions shared by EVERY backend (they must agree bit for bit on the taps):
 
@@ -49,6 +55,8 @@ Integer codes (small ints keep the number of compiled Numba signatures small):
 """
 import math
 
+import numpy as np
+from numba.extending import overload as _overload_cpu
 from numba.extending import register_jitable as _cpu_jitable
 
 _JITABLE = []                     # (function, options) of every function below, for CUDA
@@ -69,7 +77,7 @@ def register_for_cuda():
     """Register every function of this module for numba-cuda too (``cuda.py`` calls
     this once, so importing minstn for the CPU never imports numba-cuda)."""
     from numba.cuda.extending import register_jitable as cuda_jitable
-    for f, options in _JITABLE:
+    for f, options in _JITABLE + [(floor_float, {})]:
         cuda_jitable(**options)(f) if options else cuda_jitable(f)
 
 
@@ -155,9 +163,6 @@ def source_index(coord, size, padding, align_corners):
     then compiles to SIMD instructions (see ``cpu.py``).
     """
     coord = float(coord)          # float64 math everywhere (also in the CUDA simulator)
-    # NaN fails every comparison below by itself; +-inf must be caught before the
-    # padding rules, because border padding would clamp it onto the image.
-    finite = math.isfinite(coord)
     ix, g = unnormalize(coord, size, align_corners)
     if padding == BORDER:
         ix, gc = clip_coordinate(ix, size)
@@ -170,21 +175,46 @@ def source_index(coord, size, padding, align_corners):
         ix, gc = clip_coordinate(ix, size)
         g = g * gr * gc
     # Range check BEFORE any float -> int conversion (also catches inf from overflow).
-    ok = finite & (ix > -2.0) & (ix < size + 1.0)
+    # NaN fails both comparisons by itself, and so does +-inf with zeros padding
+    # (unnormalize keeps it infinite or makes it NaN); border and reflection padding
+    # would have clamped +-inf onto the image, so for them it is tested explicitly.
+    ok = (ix > -2.0) & (ix < size + 1.0)
+    if padding != ZEROS:
+        ok = ok & math.isfinite(coord)
     return (ix if ok else OUTSIDE), (g if ok else 0.0)
 
 
 # ---------------------------------------------------------------------- taps ----
+def floor_float(x):
+    """floor(x) as a float. Under CUDA ``math.floor`` returns a float already; on the
+    CPU it returns an int, so the CPU target gets ``np.floor`` instead (overloaded
+    below): one SIMD instruction, where an int round trip would stop a loop of
+    footprints from running on SIMD lanes. Same value either way."""
+    return float(math.floor(x))
+
+
+@_overload_cpu(floor_float, target="cpu")
+def _floor_float_cpu(x):
+    return lambda x: np.floor(x)
+
+
 @register_jitable
-def bilinear_taps(ix):
-    """Bilinear kernel, eq. (5), in its 4-tap form along one axis.
+def bilinear_weights(ix):
+    """Bilinear kernel, eq. (5), along one axis, with the tap as a float.
 
     k(d) = max(0, 1 - |d|) is non-zero only at m = floor(ix) and floor(ix) + 1.
-    Returns (x0, w0, w1) with weights w0 = x1 - ix for x0 and w1 = ix - x0 for x1.
-    ix must already be range-checked (see ``source_index``).
+    Returns (floor(ix), w0, w1) with weights w0 = x1 - ix for x0 and w1 = ix - x0
+    for x1. ix must already be range-checked (see ``source_index``).
     """
-    f = math.floor(ix)            # an int on the CPU, a float under CUDA: exact either way
-    return int(f), (f + 1.0) - ix, ix - f
+    f = floor_float(ix)
+    return f, (f + 1.0) - ix, ix - f
+
+
+@register_jitable
+def bilinear_taps(ix):
+    """``bilinear_weights`` with the tap x0 as an int: (x0, w0, w1)."""
+    f, w0, w1 = bilinear_weights(ix)
+    return int(f), w0, w1
 
 
 @register_jitable
@@ -210,11 +240,43 @@ def no_tap_inside(x0, y0, H, W):
     return (x0 + 1 < 0) | (x0 >= W) | (y0 + 1 < 0) | (y0 >= H)
 
 
+# Codes of ``tap_code`` for a footprint that is not wholly inside the image (an inside
+# one is coded by the flat offset of its top-left tap, which is >= 0).
+PARTLY_OUTSIDE, ALL_OUTSIDE = -1.0, -2.0
+
+
+@register_jitable(inline="always")
+def tap_code(fx, fy, H, W):
+    """Where the 2x2 footprint with top-left tap (fy, fx) lies (floats, as returned by
+    ``bilinear_weights``): the flat offset fy * W + fx of the top-left tap when all
+    four taps are inside the image (exact in float64), PARTLY_OUTSIDE when some
+    are, ALL_OUTSIDE when none is. Float compares and selects only, no branches:
+    a loop of these runs on SIMD lanes (``cpu.py``)."""
+    inside = (fx >= 0.0) & (fx < W - 1.0) & (fy >= 0.0) & (fy < H - 1.0)
+    some = (fx >= -1.0) & (fx < W + 0.0) & (fy >= -1.0) & (fy < H + 0.0)
+    edge = PARTLY_OUTSIDE if some else ALL_OUTSIDE
+    return (fy * W + fx) if inside else edge
+
+
+@register_jitable(inline="always")
+def bilinear_sum(w00, w01, w10, w11, v00, v01, v10, v11):
+    """Eq. (3) with kernel (5) at one location and channel: the four taps' values
+    v_ji at (y0 + j, x0 + i) times their weights w_ji = wy_j * wx_i."""
+    return w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
+
+
+@register_jitable(inline="always")
+def bilinear_grid_terms(g, v00, v01, v10, v11, wx0, wx1, wy0, wy1):
+    """Eq. (7) for one channel: g = dL/dV times (dV/dix, dV/diy) of ``bilinear_sum``
+    (dwx0/dix = -1, dwx1/dix = +1, and likewise along y)."""
+    return g * (wy0 * (v01 - v00) + wy1 * (v11 - v10)), g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
+
+
 @register_jitable
 def outside_value(wx0, wx1, wy0, wy1, fill):
     """Eq. (3) at a location whose four taps all read the padding value ``fill``:
     the same sum as ``sample_location_edge`` computes there, term by term."""
-    return (wy0 * wx0) * fill + (wy0 * wx1) * fill + (wy1 * wx0) * fill + (wy1 * wx1) * fill
+    return bilinear_sum(wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1, fill, fill, fill, fill)
 
 
 @register_jitable
@@ -254,9 +316,9 @@ def bilinear_footprint(gx, gy, H, W, padding, align_corners):
     wy_j * wx_i), and whether all four taps are inside the image.
 
     ``inside`` is the common case, which the fast paths below handle with no test per
-    tap; every other location goes to an ``*_edge`` function. The CPU kernels call this
-    for a whole row first (a loop that compiles to SIMD instructions), then read the
-    image; the CUDA kernels call it once per thread.
+    tap; every other location goes to an ``*_edge`` function. The CUDA kernels call
+    this once per thread; the CPU kernels call its float parts (``locate``,
+    ``bilinear_weights``, ``tap_code``) for a chunk of locations at a time.
     """
     ix, iy, mx, my = locate(gx, gy, H, W, padding, align_corners)
     x0, y0, wx0, wx1, wy0, wy1 = bilinear_corner(ix, iy)
@@ -267,8 +329,9 @@ def bilinear_footprint(gx, gy, H, W, padding, align_corners):
 @register_jitable(inline="always")
 def interpolate_inside(inp, n, c, x0, y0, wx0, wx1, wy0, wy1):
     """Eq. (3) with kernel (5) for channel c, all four taps inside: sum of w * U."""
-    return ((wy0 * wx0) * float(inp[n, c, y0, x0]) + (wy0 * wx1) * float(inp[n, c, y0, x0 + 1])
-            + (wy1 * wx0) * float(inp[n, c, y0 + 1, x0]) + (wy1 * wx1) * float(inp[n, c, y0 + 1, x0 + 1]))
+    return bilinear_sum(wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1,
+                        float(inp[n, c, y0, x0]), float(inp[n, c, y0, x0 + 1]),
+                        float(inp[n, c, y0 + 1, x0]), float(inp[n, c, y0 + 1, x0 + 1]))
 
 
 @register_jitable(inline="always")
@@ -289,8 +352,7 @@ def backward_inside(grad_out, inp, grad_inp, n, c, ho, wo, x0, y0, wx0, wx1, wy0
         grad_inp[n, c, y0, x1] += g * (wy0 * wx1)
         grad_inp[n, c, y1, x0] += g * (wy1 * wx0)
         grad_inp[n, c, y1, x1] += g * (wy1 * wx1)
-    # eq. (7): d/dix of the 4-tap sum; dw0/dix = -1, dw1/dix = +1.
-    return g * (wy0 * (v01 - v00) + wy1 * (v11 - v10)), g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
+    return bilinear_grid_terms(g, v00, v01, v10, v11, wx0, wx1, wy0, wy1)   # eq. (7)
 
 
 @register_jitable(inline="always")
@@ -330,7 +392,7 @@ def sample_location_edge(inp, out, n, ho, wo, ix, iy, mode, fill):
         v01 = read(inp, n, c, y0, x1, in01, fill)
         v10 = read(inp, n, c, y1, x0, in10, fill)
         v11 = read(inp, n, c, y1, x1, in11, fill)
-        out[n, c, ho, wo] = w00 * v00 + w01 * v01 + w10 * v10 + w11 * v11
+        out[n, c, ho, wo] = bilinear_sum(w00, w01, w10, w11, v00, v01, v10, v11)
 
 
 @register_jitable(inline="always")
@@ -387,8 +449,9 @@ def backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, ix, iy, mx, my, m
         v01 = read(inp, n, c, y0, x1, in01, fill)
         v10 = read(inp, n, c, y1, x0, in10, fill)
         v11 = read(inp, n, c, y1, x1, in11, fill)
-        dx += g * (wy0 * (v01 - v00) + wy1 * (v11 - v10))
-        dy += g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
+        ddx, ddy = bilinear_grid_terms(g, v00, v01, v10, v11, wx0, wx1, wy0, wy1)
+        dx += ddx
+        dy += ddy
         if need_input_grad:
             if in00:
                 grad_inp[n, c, y0, x0] += g * w00
