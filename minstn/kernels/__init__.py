@@ -13,7 +13,8 @@ One module per backend, all with the same four functions (see ``backend.py``):
 * ``reference``      the paper's sums over every pixel, literally (the oracle)
 * ``numpy_backend``  vectorised gathers and np.add.at
 * ``pixel``          the per-location math, written once, shared by ``cpu`` and ``cuda``
-* ``cpu``            numba.njit loops over output rows, spread over threads by prange launchers
+* ``cpu``            numba.njit loops over chunks of output locations (coordinates on SIMD
+                     lanes first, then the image reads), spread over threads by prange launchers
 * ``cuda``           numba.cuda kernels (imported only when selected)
 
 Modules are imported lazily by ``minstn.backend`` so that ``import minstn`` does not

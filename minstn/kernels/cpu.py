@@ -414,6 +414,9 @@ def _backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding, al
 
 
 # ---------------------------------------------------------------- host side ----
+# One launcher per kernel, the same three lines each: a single launcher taking the
+# kernel as an argument compiles, but Numba cannot cache it (measured: a cache miss
+# in every new process), and each launcher compiles only when first used.
 @njit(parallel=True, cache=True)
 def _bilinear_forward_parallel(args, rows, step, runs):
     for t in prange(runs):
