@@ -1,13 +1,13 @@
 """Numba CPU backend: compiled loops over output locations calling ``pixel.py``.
 
 Each kernel below is a loop nest over a RUN of output locations ``[r0, r1)`` (flat
-indices over N x H_out x W_out; the nearest kernels use runs of output rows); the math
+indices over N x H_out x W_out; the generic kernels use runs of output rows); the math
 at one output location is calls into ``pixel.py`` (compiled by ``numba.njit`` where it
 is used). The kernels themselves are serial; ``_in_parallel`` runs one on the whole
 range (small inputs, one thread) or splits it into runs and hands them to Numba's
 threads through a ``prange`` loop (a small parallel launcher per kernel,
-``_bilinear_forward_parallel`` and ``_bilinear_backward_parallel``;
-``numba.get_num_threads()`` threads, i.e. NUMBA_NUM_THREADS or
+``_bilinear_forward_parallel``, ``_bilinear_backward_parallel``, ``_forward_parallel``,
+``_backward_parallel``; ``numba.get_num_threads()`` threads, i.e. NUMBA_NUM_THREADS or
 ``numba.set_num_threads``). How the work is split:
 
 * affine grid (eq. (1)) and its gradient: plain serial loops, vectorised by the
@@ -28,18 +28,22 @@ threads through a ``prange`` loop (a small parallel launcher per kernel,
   the thread count this leaves cores idle; the benchmark batch sizes are >= 16.)
 * the nearest kernel (eq. (4)) and the border and reflection padding use the plain
   location-by-location kernels (``_forward_kernel``, ``_backward_kernel``, runs of
-  output rows), 1.5-3x slower than the two-pass ones but compiled only when used: the
+  output rows), 1.3-4x slower than the two-pass ones (border padding, the benchmark
+  shapes: more so for one channel) but compiled only when used: the
   two-pass kernels are for the default options, bilinear with zeros padding, so that
   a new user's first step compiles only those (``benchmarks/cold_start.py``).
 
 Why serial kernels plus a thin parallel launcher, rather than the whole loop nest
-inside ``prange``: Numba compiles a ``prange`` loop through its parallel-loop
-machinery, 2-3x slower than a serial loop; with the launchers only a few lines go
-through it (the cold start a new user waits through, ``benchmarks/cold_start.py``),
-and small inputs never need it. (Python threads calling ``nogil`` kernels compile
-least of all, but ran 1.5-2x slower with two threads here: the OpenMP threads of
-other parallel code in the process -- PyTorch, BLAS, Numba's own -- keep spinning
-for a while after each parallel region and take their cores.)
+inside ``prange``: small inputs never need the parallel region, and the kernel body
+inside the ``prange`` loop compiled 20 % slower still (Numba's parallel passes
+analyse the whole body). The launchers are not cheap either: Numba optimises the
+code of every function a function calls again inside the caller, so a kernel is
+optimised once on its own and twice more inside its launcher (~4 s of the cold
+start a new user waits through, ``benchmarks/cold_start.py``). Python threads
+calling ``nogil`` kernels compile least of all, but ran 1.3-2x slower with two
+threads here: the OpenMP threads of other parallel code in the process -- PyTorch,
+BLAS, Numba's own -- keep spinning for a while after each parallel region and take
+their cores.
 
 Small ints for mode/padding and C-contiguous arrays keep the compiled signatures to
 one per dtype (float32, float64) per kernel; ``cache=True`` keeps them on disk.
@@ -55,8 +59,8 @@ Performance notes (issue 9, measured in ``benchmarks/RESULTS.md``):
   region costs ~10 us on an idle machine and milliseconds on a loaded one, more than
   the whole loop on a few thousand samples.
 * unsigned indices (``_U``) and one flat scratch array per kernel call: these are
-  what let LLVM vectorise the loops (see ``_U`` and ``_footprints``); the two-pass
-  kernels were 2-2.5x faster than the location-by-location ones for one channel.
+  what let LLVM vectorise the loops (see ``_U`` and ``_footprints``): with them the
+  one-channel sampler ran 2-2.7x faster than before (issue 9, round 4).
 * outputs that a kernel overwrites completely are ``np.empty``, not ``np.zeros``;
   grad_input is zeroed inside the kernel by the thread that owns it (in parallel,
   cache-warm). Besides its outputs, each run of work allocates a fixed scratch of
