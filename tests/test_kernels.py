@@ -138,6 +138,29 @@ def test_pixel_functions_run_as_plain_python():
     assert pixel.source_index(float("nan"), 4, pixel.BORDER, True) == (pixel.OUTSIDE, 0.0)
 
 
+def test_tap_code_agrees_with_the_integer_taps():
+    """The CPU kernels classify footprints with floats (``pixel.tap_code`` of
+    ``pixel.bilinear_weights``), the CUDA kernels and the edge paths with ints
+    (``bilinear_taps``, ``taps_inside``, ``no_tap_inside``): both must agree, for
+    every padding's coordinates, including the sentinel OUTSIDE and exact integers."""
+    rng = np.random.default_rng(5)
+    H, W = 5, 7
+    coords = np.concatenate([rng.uniform(-3, 9, 400), np.arange(-3.0, 9.5, 0.5), [pixel.OUTSIDE]])
+    for ix in coords:
+        for iy in rng.choice(coords, 6):
+            fx, wx0, wx1 = pixel.bilinear_weights(float(ix))
+            fy, wy0, wy1 = pixel.bilinear_weights(float(iy))
+            x0, y0, *weights = pixel.bilinear_corner(float(ix), float(iy))
+            assert (x0, y0) == (fx, fy) and weights == [wx0, wx1, wy0, wy1]
+            code = pixel.tap_code(fx, fy, H, W)
+            if all(pixel.taps_inside(x0, y0, H, W)):
+                assert code == y0 * W + x0
+            elif pixel.no_tap_inside(x0, y0, H, W):
+                assert code == pixel.ALL_OUTSIDE
+            else:
+                assert code == pixel.PARTLY_OUTSIDE
+
+
 def test_numba_kernels_under_boundscheck(tmp_path):
     """Run the numba kernels with NUMBA_BOUNDSCHECK=1 (set before anything compiles)."""
     code = textwrap.dedent("""
