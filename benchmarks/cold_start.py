@@ -13,11 +13,13 @@ the numba backend) through the public API, timing each phase. Twice per run:
 
 Only the signatures a call needs are compiled (no eager signature lists). One call
 of the sampler needs four kernels (affine grid forward, sampler forward, sampler
-backward, affine grid backward) and the two parallel launchers of the sampler kernels.
-The last column counts the signatures the process's kernel and launcher dispatchers
-hold: 6 in the cold process; fewer in the warm one, because a launcher loaded from the
-disk cache brings the sampler kernel it calls compiled inside it, without going
-through that kernel's dispatcher.
+backward, affine grid backward), the two footprint loops the sampler kernels call
+(``_forward_footprints``, ``_backward_footprints``) and the two parallel launchers of
+the sampler kernels; the generic kernels (nearest, border, reflection) are not
+compiled. The last column counts the signatures the process's kernel, footprint and
+launcher dispatchers hold: 8 in the cold process; fewer in the warm one, because a
+function loaded from the disk cache brings the functions it calls compiled inside it,
+without going through their dispatchers.
 """
 import argparse
 import json
@@ -47,7 +49,7 @@ t2 = time.perf_counter()
 t3 = time.perf_counter()
 from minstn.kernels import cpu
 n_sigs = sum(len(getattr(getattr(cpu, k), "signatures", ())) for k in dir(cpu)
-             if k.startswith("_") and k.endswith(("_kernel", "_parallel")))
+             if k.startswith("_") and k.endswith(("_kernel", "_footprints", "_parallel")))
 print(json.dumps(dict(import_s=t1 - t0, forward_s=t2 - t1, backward_s=t3 - t2,
                       first_step_s=t3 - t1, signatures=n_sigs)))
 """
