@@ -91,12 +91,13 @@ print(inspect.getsource(cpu._forward_kernel.py_func))
 #   speed); `cache=True` stores the compiled code on disk, so the next process skips
 #   compilation (`nogil=True` lets other Python threads run meanwhile).
 # * `for k in range(r0, r1)`: one iteration per output *row*, for a run of rows
-#   `[r0, r1)`. The host function `cpu.grid_sample_forward` calls this kernel once on
-#   all the rows. The bilinear kernels, above a small size, are instead called through
-#   a tiny launcher (`cpu._in_parallel`): `@njit(parallel=True)` with a `prange` loop
-#   over runs of output locations, which Numba spreads over its threads. Each location
-#   writes only its own outputs, so the threads never race. Only the launcher goes through Numba's
-#   parallel compiler, which is 2-3x slower than compiling a plain loop.
+#   `[r0, r1)`. For a small input the host function `cpu.grid_sample_forward` calls
+#   this kernel once on all the rows. Above a small size it goes through a tiny
+#   launcher instead (`cpu._in_parallel`): `@njit(parallel=True)` with a `prange` loop
+#   over runs of rows (of output locations, for the bilinear kernel), which Numba
+#   spreads over its threads. Each row writes only its own outputs, so the threads
+#   never race. Only the launcher goes through Numba's parallel compiler, which is
+#   slower than compiling a plain loop.
 # * `pixel.sample_location(...)`: the per-location maths (normalise, pick the 4
 #   taps, weight them), written **once** in `pixel.py` as plain Python marked
 #   `@register_jitable`. Numba inlines it here, and `cuda.py` compiles the same

@@ -116,26 +116,28 @@ PARTLY, NONE_INSIDE = int(pixel.PARTLY_OUTSIDE), int(pixel.ALL_OUTSIDE)
 JIT = dict(nogil=True, cache=True, error_model="numpy")
 
 
-def _in_parallel(kernel, args, rows, step, work):
-    """Call ``kernel(*args, r0, r1)`` on runs ``[r0, r1)`` covering ``range(rows)``,
-    each a multiple of ``step`` rows long, on ``numba.get_num_threads()`` threads
-    (through the kernel's launcher in ``_PARALLEL``; a kernel without one runs serially).
+def _in_parallel(kernel, args, items, step, work):
+    """Call ``kernel(*args, r0, r1)`` on runs ``[r0, r1)`` covering ``range(items)``
+    (the kernel's unit: output locations for the bilinear kernels, output rows for the
+    generic ones), each a multiple of ``step`` items long, on
+    ``numba.get_num_threads()`` threads (through the kernel's launcher in
+    ``_PARALLEL``).
 
-    Runs are disjoint, so as long as each kernel writes only to its own rows (or, with
-    step = H_out, its own images) the threads never touch the same memory.
+    Runs are disjoint, so as long as each kernel writes only to its own items (or, with
+    ``step`` = one image, its own images) the threads never touch the same memory.
     """
     threads = numba.get_num_threads()
-    units = rows // step
-    if threads == 1 or work < SERIAL_WORK or units == 1 or kernel not in _PARALLEL:
-        kernel(*args, 0, rows)
+    units = items // step
+    if threads == 1 or work < SERIAL_WORK or units == 1:
+        kernel(*args, 0, items)
     else:
-        _PARALLEL[kernel](args, rows, step, min(units, threads * RUNS_PER_THREAD))
+        _PARALLEL[kernel](args, items, step, min(units, threads * RUNS_PER_THREAD))
 
 
 @njit(inline="always")
-def _run_bounds(t, runs, rows, step):
-    """Rows [r0, r1) of run t of `runs`: an even split of `rows`, in multiples of `step`."""
-    units = rows // step
+def _run_bounds(t, runs, items, step):
+    """Items [r0, r1) of run t of `runs`: an even split of `items`, in multiples of `step`."""
+    units = items // step
     return t * units // runs * step, (t + 1) * units // runs * step
 
 
@@ -301,8 +303,9 @@ def _bilinear_forward_kernel(inp, grid, out, align_corners, fill, r0, r1):
         for k0 in range(max(r0, n * L), end, CHUNK):
             m = min(CHUNK, end - k0)
             _footprints(grid_flat, k0, m, H, W, align_corners, fp, taps, False)
+            first = k0 - n * L                           # the chunk's start within image n
             for c in range(C):
-                src, dst = (n * C + c) * HW, (n * C + c) * L + k0 - n * L
+                src, dst = (n * C + c) * HW, (n * C + c) * L + first
                 for j in range(m):
                     s = _U(j)
                     t = taps[s]
@@ -315,13 +318,12 @@ def _bilinear_forward_kernel(inp, grid, out, align_corners, fill, r0, r1):
             for j in range(m):
                 t = taps[j]
                 if t == NONE_INSIDE:        # every channel reads only padding
-                    s = _U(j)           # (pixel.outside_value, from the products)
-                    v = pixel.bilinear_sum(fp[W00 + s], fp[W01 + s], fp[W10 + s], fp[W11 + s],
-                                           fill, fill, fill, fill)
+                    s = _U(j)
+                    v = pixel.outside_value(fp[W00 + s], fp[W01 + s], fp[W10 + s], fp[W11 + s], fill)
                     for c in range(C):
-                        output[(n * C + c) * L + k0 - n * L + j] = v
+                        output[(n * C + c) * L + first + j] = v
                 elif t == PARTLY:
-                    ho, wo = (k0 - n * L + j) // Wo, (k0 - n * L + j) % Wo
+                    ho, wo = divmod(first + j, Wo)
                     ix, iy, _, _ = pixel.locate(grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W,
                                                 pixel.ZEROS, align_corners)
                     pixel.sample_location_edge(inp, out, n, ho, wo, ix, iy, pixel.BILINEAR, fill)
@@ -357,8 +359,9 @@ def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, align_co
             m = min(CHUNK, end - k0)
             _footprints(grid_flat, k0, m, H, W, align_corners, fp, taps, True)
             acc[:] = 0.0
+            first = k0 - n * L                           # the chunk's start within image n
             for c in range(C):
-                src, dst = (n * C + c) * HW, (n * C + c) * L + k0 - n * L
+                src, dst = (n * C + c) * HW, (n * C + c) * L + first
                 for j in range(m):
                     s = _U(j)
                     t = taps[s]
@@ -384,7 +387,7 @@ def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, align_co
                     acc[_U(CHUNK) + s] += ddy
             for j in range(m):
                 if taps[j] == PARTLY:
-                    ho, wo = (k0 - n * L + j) // Wo, (k0 - n * L + j) % Wo
+                    ho, wo = divmod(first + j, Wo)
                     ix, iy, mx, my = pixel.locate(grid[n, ho, wo, 0], grid[n, ho, wo, 1], H, W,
                                                   pixel.ZEROS, align_corners)
                     dx, dy = pixel.backward_location_edge(grad_out, inp, grad_inp, n, ho, wo, ix, iy,
@@ -422,27 +425,27 @@ def _backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding, al
 # kernel as an argument compiles, but Numba cannot cache it (measured: a cache miss
 # in every new process), and each launcher compiles only when first used.
 @njit(parallel=True, cache=True)
-def _bilinear_forward_parallel(args, rows, step, runs):
+def _bilinear_forward_parallel(args, items, step, runs):
     for t in prange(runs):
-        _bilinear_forward_kernel(*args, *_run_bounds(t, runs, rows, step))
+        _bilinear_forward_kernel(*args, *_run_bounds(t, runs, items, step))
 
 
 @njit(parallel=True, cache=True)
-def _bilinear_backward_parallel(args, rows, step, runs):
+def _bilinear_backward_parallel(args, items, step, runs):
     for t in prange(runs):
-        _bilinear_backward_kernel(*args, *_run_bounds(t, runs, rows, step))
+        _bilinear_backward_kernel(*args, *_run_bounds(t, runs, items, step))
 
 
 @njit(parallel=True, cache=True)
-def _forward_parallel(args, rows, step, runs):
+def _forward_parallel(args, items, step, runs):
     for t in prange(runs):
-        _forward_kernel(*args, *_run_bounds(t, runs, rows, step))
+        _forward_kernel(*args, *_run_bounds(t, runs, items, step))
 
 
 @njit(parallel=True, cache=True)
-def _backward_parallel(args, rows, step, runs):
+def _backward_parallel(args, items, step, runs):
     for t in prange(runs):
-        _backward_kernel(*args, *_run_bounds(t, runs, rows, step))
+        _backward_kernel(*args, *_run_bounds(t, runs, items, step))
 
 
 # The parallel launcher of each kernel. Numba compiles one when it is first called, so

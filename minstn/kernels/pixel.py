@@ -159,8 +159,8 @@ def source_index(coord, size, padding, align_corners):
     as (OUTSIDE, 0.0): every tap is then outside, which reads the fill value.
 
     Written without early returns (the final range test is a select, and ``&`` does
-    not short-circuit): on the CPU the loop that calls this over a row of grid values
-    then compiles to SIMD instructions (see ``cpu.py``).
+    not short-circuit): on the CPU the loop that calls this over a chunk of grid
+    values then compiles to SIMD instructions (see ``cpu.py``).
     """
     coord = float(coord)          # float64 math everywhere (also in the CUDA simulator)
     ix, g = unnormalize(coord, size, align_corners)
@@ -234,12 +234,6 @@ def taps_inside(x0, y0, H, W):
             0 <= x0 < W and 0 <= y1 < H, 0 <= x1 < W and 0 <= y1 < H)
 
 
-@register_jitable
-def no_tap_inside(x0, y0, H, W):
-    """True when none of the four bilinear taps of top-left (x0, y0) is in the image."""
-    return (x0 + 1 < 0) | (x0 >= W) | (y0 + 1 < 0) | (y0 >= H)
-
-
 # Codes of ``tap_code`` for a footprint that is not wholly inside the image (an inside
 # one is coded by the flat offset of its top-left tap, which is >= 0).
 PARTLY_OUTSIDE, ALL_OUTSIDE = -1.0, -2.0
@@ -253,7 +247,7 @@ def tap_code(fx, fy, H, W):
     are, ALL_OUTSIDE when none is. Float compares and selects only, no branches:
     a loop of these runs on SIMD lanes (``cpu.py``)."""
     inside = (fx >= 0.0) & (fx < W - 1.0) & (fy >= 0.0) & (fy < H - 1.0)
-    some = (fx >= -1.0) & (fx < W + 0.0) & (fy >= -1.0) & (fy < H + 0.0)
+    some = (fx >= -1.0) & (fx < W) & (fy >= -1.0) & (fy < H)
     edge = PARTLY_OUTSIDE if some else ALL_OUTSIDE
     return (fy * W + fx) if inside else edge
 
@@ -272,11 +266,12 @@ def bilinear_grid_terms(g, v00, v01, v10, v11, wx0, wx1, wy0, wy1):
     return g * (wy0 * (v01 - v00) + wy1 * (v11 - v10)), g * (wx0 * (v10 - v00) + wx1 * (v11 - v01))
 
 
-@register_jitable
-def outside_value(wx0, wx1, wy0, wy1, fill):
-    """Eq. (3) at a location whose four taps all read the padding value ``fill``:
-    the same sum as ``sample_location_edge`` computes there, term by term."""
-    return bilinear_sum(wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1, fill, fill, fill, fill)
+@register_jitable(inline="always")
+def outside_value(w00, w01, w10, w11, fill):
+    """Eq. (3) at a location whose four taps all read the padding value ``fill``
+    (weights w_ji = wy_j * wx_i): the same sum as ``sample_location_edge`` computes
+    there, term by term."""
+    return bilinear_sum(w00, w01, w10, w11, fill, fill, fill, fill)
 
 
 @register_jitable
