@@ -18,7 +18,7 @@ import numpy as np
 import numba
 
 import minstn as mt
-import minstn.nn.functional_layers as FL
+import minstn.nn.functional as NF
 from _common import describe_run
 
 
@@ -37,8 +37,8 @@ def main(argv=None):
     def arr(shape, scale=1.0):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
 
-    conv = (lambda x, w, b: FL.conv2d(x, w, b), lambda x, w, b: tf.conv2d(x, w, b))
-    pool = (lambda x: FL.max_pool2d(x, 2), lambda x: tf.max_pool2d(x, 2))
+    conv = (lambda x, w, b: NF.conv2d(x, w, b), lambda x, w, b: tf.conv2d(x, w, b))
+    pool = (lambda x: NF.max_pool2d(x, 2), lambda x: tf.max_pool2d(x, 2))
     cases = {
         "conv1": conv + ([arr((256, 1, 42, 42)), arr((64, 1, 9, 9), 0.1), np.zeros(64, np.float32)],),
         "pool1": pool + ([arr((256, 64, 34, 34))],),

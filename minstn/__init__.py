@@ -11,7 +11,8 @@ The public face::
     x.grad          # array([[2., 4.]], dtype=float32)
 """
 
-from . import ops as _ops  # noqa: F401  (attaches the operators to Tensor)
+from . import ops as _ops  # noqa: F401  (attach the operators and methods to Tensor)
+from . import shape_ops as _shape_ops  # noqa: F401
 from .autograd import (
     Context,
     Function,
@@ -25,38 +26,16 @@ from .autograd import (
 from .backend import BACKENDS, get_backend, set_backend, use_backend
 from .gradcheck import GradcheckError, gradcheck
 from .graph_view import graph
-from .ops import cat, cos, exp, log, matmul, sin, sqrt, stack
+from .ops import cos, exp, log, matmul, sin, sqrt
+from .shape_ops import cat, stack
 from .random import manual_seed
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Tensor",
-    "Function",
-    "Context",
-    "tensor",
-    "as_tensor",
-    "no_grad",
-    "enable_grad",
-    "is_grad_enabled",
-    "gradcheck",
-    "GradcheckError",
-    "graph",
-    "cat",
-    "stack",
-    "exp",
-    "log",
-    "sqrt",
-    "sin",
-    "cos",
-    "matmul",
-    "manual_seed",
-    "set_backend",
-    "get_backend",
-    "use_backend",
-    "BACKENDS",
-    "zeros",
-    "ones",
+    "Tensor", "Function", "Context", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled",
+    "gradcheck", "GradcheckError", "graph", "cat", "stack", "exp", "log", "sqrt", "sin", "cos", "matmul",
+    "manual_seed", "set_backend", "get_backend", "use_backend", "BACKENDS", "zeros", "ones",
 ]
 
 

@@ -1,6 +1,6 @@
-"""``python -m minstn ...`` runs the command line (see :mod:`minstn.cli`)."""
+"""``python -m minstn ...`` runs the command line (see :mod:`minstn.experiments.cli`)."""
 import sys
 
-from .cli import main
+from .experiments.cli import main
 
 sys.exit(main())

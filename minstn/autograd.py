@@ -12,8 +12,9 @@ Three ideas, all of them in this file:
    it passes its own gradient on. The sort is iterative: a chain of 20,000 ops
    does not hit Python's recursion limit.
 
-The ops themselves (add, matmul, sum, ...) live in :mod:`minstn.ops`; this module
-only knows how to record and replay a graph.
+The ops themselves (add, matmul, sum, reshape, ...) live in :mod:`minstn.ops` and
+:mod:`minstn.shape_ops`, which attach them to Tensor as methods and operators; this
+module only knows how to record and replay a graph.
 """
 
 from __future__ import annotations
@@ -285,17 +286,6 @@ class Tensor:
             raise ValueError(f"only floating-point tensors can require gradients; got dtype {self.dtype}")
         self.requires_grad = flag
         return self
-
-    def astype(self, dtype) -> "Tensor":
-        from . import ops
-
-        return ops.Cast.apply(self, np.dtype(dtype))
-
-    def float(self) -> "Tensor":
-        return self.astype(np.float32)
-
-    def double(self) -> "Tensor":
-        return self.astype(np.float64)
 
     # --- hooks ----------------------------------------------------------
     def register_hook(self, fn):

@@ -1,6 +1,6 @@
 """Save and load a trained model: ``model.npz`` (the state dict) + ``config.json``.
 
-A checkpoint folder holds everything :func:`minstn.train.evaluate` needs to rebuild
+A checkpoint folder holds everything :func:`minstn.experiments.evaluate` needs to rebuild
 the model and its test set: the state dict as plain NumPy arrays (``np.savez``, no
 pickle), and the training configuration (model name, transform, input size,
 distortion, seed, data sizes) as JSON a person can read.

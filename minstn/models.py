@@ -1,38 +1,31 @@
-"""The four classifiers of the distorted-MNIST experiments (paper section 4.1, appendix A).
+"""The classifiers of the paper's MNIST experiments, in one registry (:data:`MODELS`).
 
-Jaderberg et al. compare, on the same data and with "approximately 400k learnable
-parameters" each, four networks:
+Section 4.1 and appendix A compare, with "approximately 400k learnable parameters" each:
+**FCN** (2 hidden ReLU layers + classifier), **CNN** (conv 9x9 -> max-pool 2 -> conv 7x7
+-> max-pool 2 -> classifier), **ST-FCN** (the FCN behind a spatial transformer whose
+localiser is 3 FC layers of 32 units) and **ST-CNN** (the CNN behind a transformer whose
+localiser is max-pool 2 -> conv 20 5x5 -> max-pool 2 -> conv 20 5x5 -> FC 20). Two more:
+**ST-CNN Multi** (a transformer before each conv layer, the second on feature maps, as
+the SVHN model of section 4.2) and **2xST-FCN** (two transformers in parallel, for MNIST
+addition in the appendix). Every transformer starts at the identity.
 
-* **FCN**: a fully connected net, 2 hidden layers of ReLU units + softmax classifier;
-* **CNN**: conv 9x9 -> max-pool 2 -> conv 7x7 -> max-pool 2 -> classifier;
-* **ST-FCN**: the FCN with a spatial transformer in front, whose localisation net is
-  3 hidden fully connected layers of 32 units;
-* **ST-CNN**: the CNN with a spatial transformer in front, whose localisation net is
-  max-pool 2 -> conv 20 5x5 -> max-pool 2 -> conv 20 5x5 -> FC 20 -> regression.
-
-The transformer's output has the size of its input (``out_size = in_size``), so the
-classifier that follows sees the same shape whether or not a transformer is there.
-
-Widths are not given per input size in the paper, only the 400k budget. So each model
-here picks its width (FCN: 128-256 hidden units, CNN: 32-64 filters) as the one whose
-parameter count is closest to 400k for the given input size; the formulas are small
-enough to write out (``_fcn_count``...), and ``tests/test_models.py`` checks them
-against :func:`count_parameters` of the built model.
-
-Initialisation is *paired*: after ``minstn.manual_seed(s)``, ``st_fcn`` / ``st_cnn``
-give their classifier exactly the initial weights that ``fcn`` / ``cnn`` get when the
-widths agree (always for the CNN family; for the FCN family at 28 and 60 px but not at
-42, where the ST-FCN is narrower), whatever the transform; the transformer draws its
-weights after the classifier (see :func:`_paired`). Rows of Table 1 at one seed then
-differ by the transformer, not by an unrelated draw of the classifier's weights.
+Widths are not given per input size, only the 400k budget: each model picks its width
+(FCN 128-256 units, CNN 32-64 filters) whose parameter count is closest to 400k, from
+formulas small enough to write out (``_fcn_count``...; ``tests/test_models.py`` checks
+them). Initialisation is *paired* (:func:`_paired`): after ``manual_seed(s)`` an
+ST-FCN / ST-CNN gives its classifier the initial weights of the FCN / CNN of the same
+width, whatever the transform, so rows of Table 1 at one seed differ by the transformer.
 """
 
 from __future__ import annotations
 
 from . import nn
 from .random import generator
+from .shape_ops import cat
 
-__all__ = ["fcn", "cnn", "st_fcn", "st_cnn", "build_model", "count_parameters", "MODELS", "TARGET_PARAMETERS"]
+__all__ = ["fcn", "cnn", "st_fcn", "st_cnn", "st_cnn_multi", "two_st_fcn", "STClassifier", "STCNNMulti",
+           "ParallelSTFCN", "build_model", "count_parameters", "is_st_model", "transformers_of", "MODELS",
+           "TARGET_PARAMETERS"]
 
 TARGET_PARAMETERS = 400_000  # "approximately 400k learnable parameters" (appendix A)
 FCN_UNITS = (128, 256)       # hidden units per layer allowed for the FCN
@@ -261,19 +254,128 @@ def st_cnn(in_size: int = 28, num_classes: int = 10, in_channels: int = 1, trans
     return _paired(_transformer_maker(cnn_localisation, in_size, in_channels, transform), make_classifier)
 
 
-MODELS = {"fcn": fcn, "cnn": cnn, "st-fcn": st_fcn, "st-cnn": st_cnn}
+
+# --- two more transformer models (section 4.2, appendix) -----------------------------
+
+def _feature_localisation(channels: int, side: int) -> tuple[nn.Module, int]:
+    """FC localiser for feature maps: flatten -> FC 32 -> ReLU -> FC 32 -> ReLU."""
+    net = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(channels * side * side, LOC_UNITS), nn.ReLU(),
+        nn.Linear(LOC_UNITS, LOC_UNITS), nn.ReLU(),
+    )
+    return net, LOC_UNITS
+
+
+class STCNNMulti(nn.Module):
+    """CNN with a spatial transformer before each of its two conv layers (ST-CNN Multi).
+
+    Children: ``st`` (on the image, the one the figures draw), ``conv1``, ``st2`` (on
+    the pooled conv1 maps), ``conv2`` and ``head``; ``classifier`` runs everything after
+    ``st``, so ``classifier(st(x))`` is the whole model, as for :class:`STClassifier`.
+    """
+
+    def __init__(self, in_size: int = 28, num_classes: int = 10, in_channels: int = 1,
+                 transform: str = "affine", filters: int | None = None):
+        super().__init__()
+        side1 = _cnn_side1(in_size)  # after the valid 9x9 conv and the 2x2 pool
+        side = _cnn_side(in_size)
+        if side < 1:
+            raise ValueError(f"ST-CNN Multi needs inputs of at least 28 pixels, got {in_size}")
+        loc, features = cnn_localisation(in_size, in_channels)
+        self.st = nn.SpatialTransformer(loc, (in_size, in_size), transform=transform, features=features)
+        if filters is None:
+            st_params = count_parameters(self.st)
+
+            def total(f):
+                loc2 = _linear(f * side1 * side1, LOC_UNITS) + _linear(LOC_UNITS, LOC_UNITS)
+                return (st_params + loc2 + _linear(LOC_UNITS, self.st.spec.n_params) + _conv(in_channels, f, 9)
+                        + _conv(f, f, 7) + _linear(f * side * side, num_classes))
+
+            filters = _closest_width(total, CNN_FILTERS, TARGET_PARAMETERS)
+        self.filters = filters
+        self.conv1 = nn.Sequential(nn.Conv2d(in_channels, filters, 9), nn.ReLU(), nn.MaxPool2d(2))
+        loc2, features2 = _feature_localisation(filters, side1)
+        self.st2 = nn.SpatialTransformer(loc2, (side1, side1), transform=transform, features=features2)
+        self.conv2 = nn.Sequential(nn.Conv2d(filters, filters, 7), nn.ReLU(), nn.MaxPool2d(2))
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(filters * side * side, num_classes))
+
+    def classifier(self, v):
+        """Everything after the first transformer."""
+        return self.head(self.conv2(self.st2(self.conv1(v))))
+
+    def forward(self, x):
+        return self.classifier(self.st(x))
+
+
+class ParallelSTFCN(nn.Module):
+    """``k`` spatial transformers side by side on the same input, outputs concatenated
+    along channels, then an FCN (the paper's 2xST model for MNIST addition).
+
+    ``sts`` is a list-like of the transformers (``st0``, ``st1``... as children);
+    ``st`` is the first, for the figures.
+    """
+
+    def __init__(self, in_size: int = 42, num_classes: int = 19, in_channels: int = 2,
+                 transform: str = "affine", n_transformers: int = 2, units: int | None = None):
+        super().__init__()
+        self.n_transformers = int(n_transformers)
+        for k in range(self.n_transformers):
+            loc, features = fcn_localisation(in_size, in_channels)
+            setattr(self, f"st{k}", nn.SpatialTransformer(loc, (in_size, in_size), transform=transform,
+                                                           features=features))
+        n_in = self.n_transformers * in_channels * in_size * in_size
+        if units is None:
+            st_params = sum(count_parameters(s) for s in self.sts)
+            units = _closest_width(lambda u: st_params + _fcn_count(n_in, u, num_classes), FCN_UNITS,
+                                   TARGET_PARAMETERS)
+        self.fcn = _fcn_body(n_in, units, num_classes)
+
+    @property
+    def sts(self):
+        return [getattr(self, f"st{k}") for k in range(self.n_transformers)]
+
+    @property
+    def st(self):
+        return self.st0
+
+    def forward(self, x):
+        return self.fcn(cat([s(x) for s in self.sts], dim=1))
+
+
+def st_cnn_multi(in_size: int = 28, num_classes: int = 10, in_channels: int = 1, transform: str = "affine",
+                 filters: int | None = None) -> STCNNMulti:
+    return STCNNMulti(in_size, num_classes, in_channels, transform, filters)
+
+
+def two_st_fcn(in_size: int = 42, num_classes: int = 19, in_channels: int = 2, transform: str = "affine",
+               units: int | None = None) -> ParallelSTFCN:
+    return ParallelSTFCN(in_size, num_classes, in_channels, transform, 2, units)
+
+
+MODELS = {"fcn": fcn, "cnn": cnn, "st-fcn": st_fcn, "st-cnn": st_cnn, "st-cnn-multi": st_cnn_multi,
+          "2xst-fcn": two_st_fcn}
 
 
 def build_model(name: str, in_size: int = 28, num_classes: int = 10, transform: str = "affine",
                 in_channels: int = 1) -> nn.Module:
-    """One of ``fcn``, ``cnn``, ``st-fcn``, ``st-cnn`` (underscores work too).
-
-    ``transform`` (affine, attention, projective, tps) only applies to the ST models.
-    """
+    """One of :data:`MODELS` by name (``fcn``, ``cnn``, ``st-fcn``, ``st-cnn``, ``st-cnn-multi``,
+    ``2xst-fcn``; underscores work too). ``transform`` (affine, attention, projective, tps)
+    only applies to the models with a spatial transformer."""
     key = name.lower().replace("_", "-")
     if key not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     kwargs = dict(in_size=in_size, num_classes=num_classes, in_channels=in_channels)
-    if key.startswith("st-"):
+    if is_st_model(key):
         kwargs["transform"] = transform
     return MODELS[key](**kwargs)
+
+
+def is_st_model(name: str) -> bool:
+    """Whether the model called ``name`` has a spatial transformer (all but FCN and CNN)."""
+    return name.lower().replace("_", "-") not in ("fcn", "cnn")
+
+
+def transformers_of(model) -> list:
+    """Every SpatialTransformer inside ``model``, in the order of its module tree."""
+    return [m for m in model.modules() if isinstance(m, nn.SpatialTransformer)]

@@ -1,9 +1,11 @@
 """The elementary differentiable ops, each a forward next to its local derivative.
 
-Every op is a :class:`~minstn.autograd.Function` on plain arrays. Binary ops
-broadcast like NumPy; their backward sums the gradient back to each input's
-shape (:func:`unbroadcast`). At the bottom the ops are attached to
-:class:`~minstn.autograd.Tensor` as methods and Python operators.
+Every op is a :class:`~minstn.autograd.Function` on plain arrays, followed at once by
+its functional form and its Tensor method: ``add = _binary(Add, "add", "add")`` gives
+``mt.ops.add(a, b)``, ``a.add(b)`` and ``a + b``; the one-input ops are one line each,
+forward next to derivative (``Exp, exp = _elementwise("Exp", np.exp, ...)``);
+``@tensor_method("clamp")`` attaches a method written out by hand. Binary ops broadcast
+like NumPy; their backward sums the gradient back to each input's shape (:func:`unbroadcast`).
 """
 
 from __future__ import annotations
@@ -64,65 +66,95 @@ def _normalise_dims(dim, ndim: int):
     return tuple(out)
 
 
+def tensor_method(*names):
+    """Decorator: attach the function to :class:`Tensor` under each of ``names``."""
+    def attach(fn):
+        for name in names:
+            setattr(Tensor, name, fn)
+        return fn
+    return attach
+
+
+def _unary(function, name: str):
+    """``name(x)`` applying a one-input Function, also the Tensor method ``x.name()``."""
+    def op(x):
+        return function.apply(as_tensor(x))
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``{name}(x)``, also ``x.{name}()``: see :class:`{function.__name__}`."
+    return tensor_method(name)(op)
+
+
+def _binary(function, name: str, operator: str | None = None):
+    """``name(a, b)`` applying a two-input Function, also the method ``a.name(b)`` and,
+    with ``operator``, the Python operators ``a <op> b`` and ``b <op> a``. A Python
+    number takes the dtype of the Tensor beside it (as in PyTorch: 2.0 * float32 stays
+    float32)."""
+    def op(a, b):
+        if isinstance(a, Tensor):
+            b = _operand(b, a)
+        else:
+            b = as_tensor(b)
+            a = _operand(a, b)
+        return function.apply(a, b)
+    op.__name__ = op.__qualname__ = name
+    op.__doc__ = f"``{name}(a, b)``, also ``a.{name}(b)``: see :class:`{function.__name__}`."
+    tensor_method(name)(op)
+    if operator is not None:
+        setattr(Tensor, f"__{operator}__", op)
+        setattr(Tensor, f"__r{operator}__", lambda self, other: op(other, self))
+    return op
+
+
+def _reduction(function, name: str):
+    """The Tensor method ``x.name(dim=None, keepdim=False)`` of a reduction Function."""
+    def method(self, dim=None, keepdim=False):
+        return function.apply(self, dim, keepdim)
+    method.__name__ = method.__qualname__ = name
+    return tensor_method(name)(method)
+
+
 # ---------------------------------------------------------------------------
 # arithmetic
 # ---------------------------------------------------------------------------
 
 
-class Add(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        _broadcast_shape("add", a, b)
-        ctx.shapes = a.shape, b.shape
-        return a + b
+def _broadcasting(name: str, forward, vjp_a, vjp_b, doc: str, operator: str | None = None):
+    """A two-input Function that broadcasts like NumPy, from ``forward(a, b) -> y`` and the
+    vector-Jacobian products ``vjp_a(g, a, b, y)`` and ``vjp_b(g, a, b, y)`` (each summed
+    back to its input's shape by :func:`unbroadcast`), and its functional form / method
+    ``name.lower()`` (and, with ``operator``, ``a <op> b``; see :func:`_binary`)."""
+    def forward_(ctx, a, b):
+        _broadcast_shape(name.lower(), a, b)
+        y = forward(a, b)
+        ctx.save_for_backward(a, b, y)
+        return y
 
-    @staticmethod
-    def backward(ctx, grad):
-        sa, sb = ctx.shapes
-        return unbroadcast(grad, sa), unbroadcast(grad, sb)
-
-
-class Sub(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        _broadcast_shape("sub", a, b)
-        ctx.shapes = a.shape, b.shape
-        return a - b
-
-    @staticmethod
-    def backward(ctx, grad):
-        sa, sb = ctx.shapes
-        return unbroadcast(grad, sa), unbroadcast(-grad, sb)
-
-
-class Mul(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        _broadcast_shape("mul", a, b)
-        ctx.save_for_backward(a, b)
-        return a * b
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        ga = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+    def backward_(ctx, grad):
+        a, b, y = ctx.saved_tensors
+        need_a, need_b = ctx.needs_input_grad
+        ga = unbroadcast(vjp_a(grad, a, b, y), a.shape) if need_a else None
+        gb = unbroadcast(vjp_b(grad, a, b, y), b.shape) if need_b else None
         return ga, gb
 
+    function = type(name, (Function,), {"forward": staticmethod(forward_), "backward": staticmethod(backward_),
+                                        "__doc__": doc, "__module__": __name__})
+    return function, _binary(function, name.lower(), operator)
 
-class Div(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        _broadcast_shape("div", a, b)
-        ctx.save_for_backward(a, b)
-        return a / b
 
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = ctx.saved_tensors
-        ga = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
-        gb = unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
-        return ga, gb
+def _log_of_positive(a):
+    """log a where a > 0, else 0: d(a^b)/db = a^b log a, taken as 0 where a <= 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)
+
+
+#                                      forward     dL/da from g = dL/dy          dL/db
+Add, add = _broadcasting("Add", np.add, lambda g, a, b, y: g, lambda g, a, b, y: g, "a + b", "add")
+Sub, sub = _broadcasting("Sub", np.subtract, lambda g, a, b, y: g, lambda g, a, b, y: -g, "a - b", "sub")
+Mul, mul = _broadcasting("Mul", np.multiply, lambda g, a, b, y: g * b, lambda g, a, b, y: g * a, "a * b", "mul")
+Div, div = _broadcasting("Div", np.divide, lambda g, a, b, y: g / b, lambda g, a, b, y: -g * a / (b * b),
+                         "a / b", "truediv")
+Pow, pow = _broadcasting("Pow", np.power, lambda g, a, b, y: g * b * a ** (b - 1),  # noqa: A001 - torch's name
+                         lambda g, a, b, y: g * y * _log_of_positive(a), "a ** b for a tensor base", "pow")
 
 
 class Neg(Function):
@@ -135,144 +167,47 @@ class Neg(Function):
         return (-grad,)
 
 
-class Pow(Function):
-    """``a ** b`` for a tensor base; d/da = b a^(b-1), d/db = a^b log a."""
-
-    @staticmethod
-    def forward(ctx, a, b):
-        _broadcast_shape("pow", a, b)
-        out = a**b
-        ctx.save_for_backward(a, b, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b, out = ctx.saved_tensors
-        ga = gb = None
-        if ctx.needs_input_grad[0]:
-            ga = unbroadcast(grad * b * a ** (b - 1), a.shape)
-        if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)
-            gb = unbroadcast(grad * out * log_a, b.shape)
-        return ga, gb
+@tensor_method("__neg__", "neg")
+def neg(x):
+    return Neg.apply(x)
 
 
-class Exp(Function):
-    @staticmethod
-    def forward(ctx, a):
-        out = np.exp(a)
-        ctx.save_for_backward(out)
-        return out
+def _elementwise(name: str, forward, vjp, doc: str):
+    """A one-input Function from its ``forward(x) -> y`` and its vector-Jacobian product
+    ``vjp(g, x, y) -> dL/dx`` (g = dL/dy; the local derivative, written in x or in y,
+    times g), and its functional form / Tensor method ``name.lower()``."""
+    def forward_(ctx, x):
+        y = forward(x)
+        ctx.save_for_backward(x, y)
+        return y
 
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return (grad * out,)
+    def backward_(ctx, grad):
+        x, y = ctx.saved_tensors
+        return (vjp(grad, x, y),)
 
-
-class Log(Function):
-    @staticmethod
-    def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return np.log(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
-        return (grad / a,)
+    function = type(name, (Function,), {"forward": staticmethod(forward_), "backward": staticmethod(backward_),
+                                        "__doc__": doc, "__module__": __name__})
+    return function, _unary(function, name.lower())
 
 
-class Sqrt(Function):
-    @staticmethod
-    def forward(ctx, a):
-        out = np.sqrt(a)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return (grad / (2 * out),)
+def _stable_sigmoid(x):
+    # written with exp(-|x|) so that neither branch overflows
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
-class Sin(Function):
-    @staticmethod
-    def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return np.sin(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
-        return (grad * np.cos(a),)
-
-
-class Cos(Function):
-    @staticmethod
-    def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return np.cos(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
-        return (-grad * np.sin(a),)
-
-
-class Abs(Function):
-    @staticmethod
-    def forward(ctx, a):
-        ctx.save_for_backward(a)
-        return np.abs(a)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (a,) = ctx.saved_tensors
-        return (grad * np.sign(a),)
-
-
-class ReLU(Function):
-    """max(0, x); the derivative at exactly 0 is taken as 0 (as PyTorch does)."""
-
-    @staticmethod
-    def forward(ctx, a):
-        mask = a > 0
-        ctx.save_for_backward(mask)
-        return a * mask
-
-    @staticmethod
-    def backward(ctx, grad):
-        (mask,) = ctx.saved_tensors
-        return (grad * mask,)
-
-
-class Tanh(Function):
-    @staticmethod
-    def forward(ctx, a):
-        out = np.tanh(a)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return (grad * (1 - out * out),)
-
-
-class Sigmoid(Function):
-    @staticmethod
-    def forward(ctx, a):
-        # Written with exp(-|a|) so that neither branch overflows.
-        e = np.exp(-np.abs(a))
-        out = np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
-        ctx.save_for_backward(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return (grad * out * (1 - out),)
+#                               forward            dL/dx from g = dL/dy, input x, output y
+Exp, exp = _elementwise("Exp", np.exp, lambda g, x, y: g * y, "e^x; (e^x)' = e^x")
+Log, log = _elementwise("Log", np.log, lambda g, x, y: g / x, "log x; (log x)' = 1 / x")
+Sqrt, sqrt = _elementwise("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), "sqrt x; (sqrt x)' = 1 / (2 sqrt x)")
+Sin, sin = _elementwise("Sin", np.sin, lambda g, x, y: g * np.cos(x), "sin x; (sin x)' = cos x")
+Cos, cos = _elementwise("Cos", np.cos, lambda g, x, y: -g * np.sin(x), "cos x; (cos x)' = -sin x")
+Abs, abs = _elementwise("Abs", np.abs, lambda g, x, y: g * np.sign(x), "|x|; |x|' = sign x (0 at 0)")  # noqa: A001
+ReLU, relu = _elementwise("ReLU", lambda x: x * (x > 0), lambda g, x, y: g * (x > 0),
+                          "max(0, x); the derivative at exactly 0 is taken as 0 (as PyTorch does)")
+Tanh, tanh = _elementwise("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), "tanh x; (tanh x)' = 1 - tanh^2 x")
+Sigmoid, sigmoid = _elementwise("Sigmoid", _stable_sigmoid, lambda g, x, y: g * y * (1 - y),
+                                "1 / (1 + e^-x); its derivative is y (1 - y)")
 
 
 class Clamp(Function):
@@ -290,6 +225,11 @@ class Clamp(Function):
         return grad * passed, None, None
 
 
+@tensor_method("clamp")
+def clamp(x, min=None, max=None):  # noqa: A002 - PyTorch's argument names
+    return Clamp.apply(x, min, max)
+
+
 class Cast(Function):
     @staticmethod
     def forward(ctx, a, dtype):
@@ -299,6 +239,22 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, grad):
         return grad.astype(ctx.dtype), None
+
+
+@tensor_method("astype")
+def astype(x, dtype) -> Tensor:
+    """A copy of ``x`` in ``dtype``, differentiable (the gradient is cast back)."""
+    return Cast.apply(x, np.dtype(dtype))
+
+
+@tensor_method("float")
+def _float(x) -> Tensor:
+    return astype(x, np.float32)
+
+
+@tensor_method("double")
+def _double(x) -> Tensor:
+    return astype(x, np.float64)
 
 
 # ---------------------------------------------------------------------------
@@ -337,6 +293,9 @@ class MatMul(Function):
         return ga, gb
 
 
+matmul = _binary(MatMul, "matmul", "matmul")
+
+
 # ---------------------------------------------------------------------------
 # reductions
 # ---------------------------------------------------------------------------
@@ -356,6 +315,9 @@ class Sum(Function):
         return np.broadcast_to(grad, ctx.shape).copy(), None, None
 
 
+_reduction(Sum, "sum")
+
+
 class Mean(Function):
     @staticmethod
     def forward(ctx, a, dim, keepdim):
@@ -369,6 +331,9 @@ class Mean(Function):
         if not ctx.keepdim:
             grad = np.expand_dims(grad, ctx.axes)
         return np.broadcast_to(grad / ctx.count, ctx.shape).copy(), None, None
+
+
+_reduction(Mean, "mean")
 
 
 class Max(Function):
@@ -393,269 +358,13 @@ class Max(Function):
         return grad * share, None, None
 
 
-# ---------------------------------------------------------------------------
-# shape ops
-# ---------------------------------------------------------------------------
+_reduction(Max, "max").__doc__ = "Maximum over ``dim`` (all by default); the values only (like ``torch.amax``)."
 
 
-class Reshape(Function):
-    @staticmethod
-    def forward(ctx, a, shape):
-        ctx.shape = a.shape
-        try:
-            return a.reshape(shape)
-        except ValueError:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {tuple(shape)}") from None
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad.reshape(ctx.shape), None
-
-
-class Permute(Function):
-    @staticmethod
-    def forward(ctx, a, dims):
-        if sorted(d % max(a.ndim, 1) for d in dims) != list(range(a.ndim)):
-            raise ValueError(f"permute: {tuple(dims)} is not a permutation of the {a.ndim} dimensions")
-        ctx.inverse = np.argsort([d % a.ndim for d in dims])
-        return np.transpose(a, dims)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return np.transpose(grad, ctx.inverse), None
-
-
-class GetItem(Function):
-    """Indexing with slices, integers, integer arrays or masks; backward scatters."""
-
-    @staticmethod
-    def forward(ctx, a, index):
-        ctx.shape, ctx.index, ctx.dtype = a.shape, index, a.dtype
-        return np.array(a[index])
-
-    @staticmethod
-    def backward(ctx, grad):
-        full = np.zeros(ctx.shape, dtype=ctx.dtype)
-        np.add.at(full, ctx.index, grad)  # add.at: repeated indices accumulate
-        return full, None
-
-
-class Cat(Function):
-    @staticmethod
-    def forward(ctx, dim, *arrays):
-        try:
-            out = np.concatenate(arrays, axis=dim)
-        except ValueError:
-            shapes = ", ".join(str(a.shape) for a in arrays)
-            raise ValueError(f"cat along dim {dim}: shapes {shapes} do not match") from None
-        ctx.dim = dim
-        ctx.splits = np.cumsum([a.shape[dim] for a in arrays])[:-1]
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        return (None, *np.split(grad, ctx.splits, axis=ctx.dim))
-
-
-class Stack(Function):
-    @staticmethod
-    def forward(ctx, dim, *arrays):
-        if len({a.shape for a in arrays}) > 1:
-            shapes = ", ".join(str(a.shape) for a in arrays)
-            raise ValueError(f"stack: all tensors need the same shape, got {shapes}")
-        ctx.dim = dim
-        return np.stack(arrays, axis=dim)
-
-    @staticmethod
-    def backward(ctx, grad):
-        n = grad.shape[ctx.dim]
-        return (None, *(np.take(grad, i, axis=ctx.dim) for i in range(n)))
-
-
-# ---------------------------------------------------------------------------
-# functional forms
-# ---------------------------------------------------------------------------
-
-
-def _binary(fn, a, b):
-    if not isinstance(a, Tensor):
-        b = as_tensor(b)
-        a = _operand(a, b)
-    else:
-        b = _operand(b, a)
-    return fn.apply(a, b)
-
-
-def add(a, b):
-    return _binary(Add, a, b)
-
-
-def sub(a, b):
-    return _binary(Sub, a, b)
-
-
-def mul(a, b):
-    return _binary(Mul, a, b)
-
-
-def div(a, b):
-    return _binary(Div, a, b)
-
-
-def pow(a, b):  # noqa: A001 - PyTorch's name
-    return _binary(Pow, a, b)
-
-
-def matmul(a, b):
-    return MatMul.apply(as_tensor(a), as_tensor(b))
-
-
-def exp(x):
-    return Exp.apply(as_tensor(x))
-
-
-def log(x):
-    return Log.apply(as_tensor(x))
-
-
-def sqrt(x):
-    return Sqrt.apply(as_tensor(x))
-
-
-def sin(x):
-    return Sin.apply(as_tensor(x))
-
-
-def cos(x):
-    return Cos.apply(as_tensor(x))
-
-
-def tanh(x):
-    return Tanh.apply(as_tensor(x))
-
-
-def sigmoid(x):
-    return Sigmoid.apply(as_tensor(x))
-
-
-def relu(x):
-    return ReLU.apply(as_tensor(x))
-
-
-def cat(tensors, dim: int = 0) -> Tensor:
-    """Concatenate along an existing dimension (``torch.cat``)."""
-    tensors = [as_tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError("cat needs at least one tensor")
-    return Cat.apply(dim, *tensors)
-
-
-def stack(tensors, dim: int = 0) -> Tensor:
-    """Stack along a new dimension (``torch.stack``)."""
-    tensors = [as_tensor(t) for t in tensors]
-    if not tensors:
-        raise ValueError("stack needs at least one tensor")
-    return Stack.apply(dim, *tensors)
-
-
-# ---------------------------------------------------------------------------
-# Tensor methods and operators
-# ---------------------------------------------------------------------------
-
-
-def _shape_args(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
-
-
-def _transpose(self, dim0=-2, dim1=-1):
-    dims = list(range(self.ndim))
-    dims[dim0], dims[dim1] = dims[dim1], dims[dim0]
-    return Permute.apply(self, tuple(dims))
-
-
-def _flatten(self, start_dim=0, end_dim=-1):
-    if self.ndim == 0:
-        return Reshape.apply(self, (1,))
-    start, end = start_dim % self.ndim, end_dim % self.ndim
-    shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
-    if 0 in self.shape:
-        shape = self.shape[:start] + (int(np.prod(self.shape[start : end + 1])),) + self.shape[end + 1 :]
-    return Reshape.apply(self, shape)
-
-
-def _unsqueeze(self, dim):
-    dim = dim % (self.ndim + 1)
-    return Reshape.apply(self, self.shape[:dim] + (1,) + self.shape[dim:])
-
-
-def _squeeze(self, dim=None):
-    if dim is None:
-        return Reshape.apply(self, tuple(n for n in self.shape if n != 1))
-    dim = dim % self.ndim
-    if self.shape[dim] != 1:
-        return self
-    return Reshape.apply(self, self.shape[:dim] + self.shape[dim + 1 :])
-
-
-def _getitem(self, index):
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return GetItem.apply(self, index)
-
-
-def _argmax(self, dim=None, keepdim=False):
-    out = np.argmax(self.data, axis=dim)
+@tensor_method("argmax")
+def argmax(x, dim=None, keepdim=False) -> Tensor:
+    """Index of the maximum (int64, no gradient), as ``torch.argmax``."""
+    out = np.argmax(x.data, axis=dim)
     if keepdim and dim is not None:
         out = np.expand_dims(out, dim)
     return Tensor(out.astype(np.int64), _copy=False)
-
-
-_METHODS = {
-    "__add__": lambda s, o: add(s, o),
-    "__radd__": lambda s, o: add(o, s),
-    "__sub__": lambda s, o: sub(s, o),
-    "__rsub__": lambda s, o: sub(o, s),
-    "__mul__": lambda s, o: mul(s, o),
-    "__rmul__": lambda s, o: mul(o, s),
-    "__truediv__": lambda s, o: div(s, o),
-    "__rtruediv__": lambda s, o: div(o, s),
-    "__pow__": lambda s, o: pow(s, o),
-    "__rpow__": lambda s, o: pow(o, s),
-    "__matmul__": lambda s, o: matmul(s, o),
-    "__rmatmul__": lambda s, o: matmul(o, s),
-    "__neg__": lambda s: Neg.apply(s),
-    "__getitem__": _getitem,
-    "exp": lambda s: Exp.apply(s),
-    "log": lambda s: Log.apply(s),
-    "sqrt": lambda s: Sqrt.apply(s),
-    "sin": lambda s: Sin.apply(s),
-    "cos": lambda s: Cos.apply(s),
-    "abs": lambda s: Abs.apply(s),
-    "relu": lambda s: ReLU.apply(s),
-    "tanh": lambda s: Tanh.apply(s),
-    "sigmoid": lambda s: Sigmoid.apply(s),
-    "clamp": lambda s, min=None, max=None: Clamp.apply(s, min, max),
-    "sum": lambda s, dim=None, keepdim=False: Sum.apply(s, dim, keepdim),
-    "mean": lambda s, dim=None, keepdim=False: Mean.apply(s, dim, keepdim),
-    "max": lambda s, dim=None, keepdim=False: Max.apply(s, dim, keepdim),
-    "reshape": lambda s, *shape: Reshape.apply(s, _shape_args(shape)),
-    "view": lambda s, *shape: Reshape.apply(s, _shape_args(shape)),
-    "permute": lambda s, *dims: Permute.apply(s, _shape_args(dims)),
-    "transpose": _transpose,
-    "flatten": _flatten,
-    "unsqueeze": _unsqueeze,
-    "squeeze": _squeeze,
-    "matmul": lambda s, o: matmul(s, o),
-    "argmax": _argmax,
-}
-
-for _name, _fn in _METHODS.items():
-    _fn.__name__ = _name
-    setattr(Tensor, _name, _fn)
-
-Tensor.T = property(lambda s: Permute.apply(s, tuple(reversed(range(s.ndim)))))
-Tensor.max.__doc__ = "Maximum over ``dim`` (all by default); returns the values only (like ``torch.amax``)."

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from minstn import cli
+from minstn.experiments import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_DIR = Path(os.environ.get("MINSTN_DATA", ROOT.parent / "shared" / "data" / "mnist"))

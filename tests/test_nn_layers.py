@@ -74,10 +74,10 @@ def test_dropout_eval_gradcheck_and_identity():
 
 def test_gradcheck_catches_a_wrong_conv_backward(monkeypatch):
     """Negative control: break col2im and gradcheck must notice."""
-    from minstn.nn import functional_layers as FL
+    from minstn.kernels import layers as K
 
-    good = FL.col2im
-    monkeypatch.setattr(FL, "col2im", lambda *a: good(*a) * 1.01)
+    good = K.col2im
+    monkeypatch.setattr(K, "col2im", lambda *a: good(*a) * 1.01)
     with pytest.raises(mt.GradcheckError):
         _gradcheck_module(nn.Conv2d(1, 1, 2), np.random.default_rng(6).standard_normal((1, 1, 3, 3)))
 

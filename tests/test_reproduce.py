@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from minstn import reproduce as R
+from minstn.experiments import reproduce as R
 
 MNIST_DIR = Path(os.environ.get("MINSTN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
 HAVE_MNIST = (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file() or (MNIST_DIR / "t10k-images-idx3-ubyte").is_file()
@@ -152,18 +152,18 @@ def test_family_epochs_and_per_cell_settings():
     assert small.conv_epochs < small.epochs
     tiny = R.BUDGETS["tiny"]
     assert {tiny.epochs_for(c) for c in fc + conv} == {tiny.epochs}
-    s = R._settings(small, R.parse_cell("cnn"), "r", 0, "table1", "x")
+    s = R.cell_settings(small, R.parse_cell("cnn"), "r", 0, "table1", "x")
     assert s["epochs"] == small.conv_epochs and "loc_lr_scale" not in s and "conv_epochs" not in s
-    s = R._settings(small, R.parse_cell("st-fcn-tps"), "r", 0, "table1", "x")
+    s = R.cell_settings(small, R.parse_cell("st-fcn-tps"), "r", 0, "table1", "x")
     assert s["epochs"] == small.epochs and s["loc_lr_scale"] == small.loc_lr_scale
     # ST-FCN / ST-CNN cells record the paired initialisation of minstn.models (cells
     # stored before it retrain); the baselines' initialisation did not change
-    assert s["init"] == "paired" and "init" not in R._settings(small, R.parse_cell("cnn"), "r", 0, "table1", "x")
+    assert s["init"] == "paired" and "init" not in R.cell_settings(small, R.parse_cell("cnn"), "r", 0, "table1", "x")
     # one family's epochs changed: the other family's settings are unchanged
     import dataclasses
     longer = dataclasses.replace(small, conv_epochs=small.conv_epochs + 1)
-    assert R._settings(longer, fc[1], "r", 0, "table1", "x") == R._settings(small, fc[1], "r", 0, "table1", "x")
-    assert R._settings(longer, conv[1], "r", 0, "table1", "x") != R._settings(small, conv[1], "r", 0, "table1", "x")
+    assert R.cell_settings(longer, fc[1], "r", 0, "table1", "x") == R.cell_settings(small, fc[1], "r", 0, "table1", "x")
+    assert R.cell_settings(longer, conv[1], "r", 0, "table1", "x") != R.cell_settings(small, conv[1], "r", 0, "table1", "x")
 
 
 # --- --jobs N: cells in single-threaded child processes ----------------------------------

@@ -112,4 +112,4 @@ def test_repr_mentions_the_transform():
 
 
 def test_functional_reexports():
-    assert F.conv2d is nn.functional_layers.conv2d and F.batch_norm is nn.functional_layers.batch_norm
+    assert F.conv2d is nn.functional.conv2d and F.batch_norm is nn.functional.batch_norm

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minstn import train as train_module
-from minstn.train import TrainConfig, evaluate, load_digits, train
+from minstn.data import load_digits
+from minstn.experiments import TrainConfig, evaluate, train
+from minstn.experiments import loop as loop_module
 
 MNIST_DIR = Path(os.environ.get("MINSTN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
 HAVE_MNIST = (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file() or (MNIST_DIR / "t10k-images-idx3-ubyte").is_file()
@@ -81,7 +82,7 @@ def test_glyphs_announced_when_mnist_missing(tmp_path, monkeypatch):
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     """A loss that becomes NaN at epoch 2, step 3: training stops there, the message
     says so, and model.npz is still the (finite) checkpoint of epoch 1."""
-    real = train_module.F.cross_entropy
+    real = loop_module.F.cross_entropy
     calls = {"n": 0}
     steps_per_epoch = 256 // 64
 
@@ -92,14 +93,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
             loss = loss * float("nan")
         return loss
 
-    monkeypatch.setattr(train_module.F, "cross_entropy", poisoned)
+    monkeypatch.setattr(loop_module.F, "cross_entropy", poisoned)
     messages = []
     metrics = train(quiet(out=str(tmp_path), epochs=3), announce=messages.append)
     assert metrics["status"] == "diverged"
     assert "epoch 2, step 3" in metrics["message"]
     assert any("epoch 2, step 3" in m for m in messages)
     assert len(metrics["history"]) == 1
-    monkeypatch.setattr(train_module.F, "cross_entropy", real)
+    monkeypatch.setattr(loop_module.F, "cross_entropy", real)
     assert evaluate(tmp_path, announce=lambda s: None)["test_error"] == metrics["history"][0]["test_error"]
 
 
@@ -113,7 +114,7 @@ def test_huge_learning_rate_diverges_with_a_message(tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint(tmp_path, monkeypatch):
-    real = train_module.F.cross_entropy
+    real = loop_module.F.cross_entropy
     calls = {"n": 0}
 
     def interrupted(logits, target):
@@ -122,7 +123,7 @@ def test_ctrl_c_saves_a_checkpoint(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(logits, target)
 
-    monkeypatch.setattr(train_module.F, "cross_entropy", interrupted)
+    monkeypatch.setattr(loop_module.F, "cross_entropy", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(quiet(out=str(tmp_path), epochs=3), announce=lambda s: None)
     metrics = json.loads((tmp_path / "metrics.json").read_text())

@@ -27,7 +27,7 @@ import minstn as mt
 import minstn.functional as F
 from _course import FAST, digits, savefig
 from minstn import models, optim
-from minstn.data import distort
+from minstn.data import batches, distort
 from minstn.viz.geometry import before_after, grid_overlay
 
 mt.manual_seed(0)
@@ -91,11 +91,9 @@ history = []
 start = time.perf_counter()
 for epoch in range(1, EPOCHS + 1):
     x_train = distort(train_img, "rts", seed=0, epoch=epoch)
-    order = np.random.default_rng(epoch).permutation(N_TRAIN)
     losses = []
-    for i in range(0, N_TRAIN, BATCH):
-        idx = order[i:i + BATCH]
-        loss = F.cross_entropy(model(mt.tensor(x_train[idx])), train_y[idx])
+    for xb, yb in batches(x_train, train_y, BATCH, seed=0, epoch=epoch):  # shuffled anew each epoch
+        loss = F.cross_entropy(model(mt.tensor(xb)), yb)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -107,6 +105,10 @@ for epoch in range(1, EPOCHS + 1):
           f"({time.perf_counter() - start:.0f} s)")
 
 # %% [markdown]
+# This loop, with a progress bar and a stop at the first non-finite loss, is
+# `minstn.experiments.train_epoch`: the one loop behind `minstn train`,
+# `minstn reproduce` and tutorial 07.
+#
 # ## 3. Figure 1: the transformed digits, epoch by epoch
 #
 # Column 0 is the input; then the transformer's output after each epoch. Early

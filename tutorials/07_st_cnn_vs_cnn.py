@@ -27,8 +27,9 @@ from matplotlib.figure import Figure
 import minstn as mt
 import minstn.functional as F
 from _course import FAST, digits, savefig
-from minstn import models, optim
+from minstn import models
 from minstn.data import distort, to_float_batch
+from minstn.experiments import make_optimizer, predict, train_epoch
 
 mt.manual_seed(0)
 N_TRAIN, N_TEST, EPOCHS = (2000, 500, 2) if FAST else (9000, 1000, 10)
@@ -48,27 +49,14 @@ print("random parameters drawn by distort('r'):", list(test_params))
 # the comparison is fair.)
 
 # %%
-def evaluate(model, x, y):
-    model.eval()
-    with mt.no_grad():
-        pred = np.concatenate([model(mt.tensor(x[i:i + 250])).numpy().argmax(1) for i in range(0, len(x), 250)])
-    model.train()
-    return pred != y  # per-sample mistakes
-
-
 def train(model, name):
-    optimizer = optim.Adam(model.parameters(), lr=LR)
+    """minstn's one training loop (`train_epoch`, the loop of `minstn train`), epoch by epoch."""
+    optimizer = make_optimizer(model, "adam", lr=LR)
     start = time.perf_counter()
     for epoch in range(1, EPOCHS + 1):
         x = distort(train_img, "r", seed=0, epoch=epoch)  # fresh rotations every epoch
-        order = np.random.default_rng(epoch).permutation(N_TRAIN)
-        for i in range(0, N_TRAIN, BATCH):
-            idx = order[i:i + BATCH]
-            loss = F.cross_entropy(model(mt.tensor(x[idx])), train_y[idx])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        wrong = evaluate(model, x_test, test_y)
+        train_epoch(model, optimizer, x, train_y, batch_size=BATCH, seed=0, epoch=epoch)
+        wrong = predict(model, x_test) != test_y  # per-sample mistakes
         print(f"{name:6s} epoch {epoch:2d}  test error {100 * wrong.mean():5.1f}%  ({time.perf_counter() - start:.0f} s)")
     return wrong
 

@@ -74,13 +74,13 @@ for name in ("numpy", "numba"):
 # ## 2. Reading a Numba kernel
 #
 # Here is the simplest forward kernel of the CPU backend, in full. It is the one the
-# nearest kernel, eq. (4), uses; the bilinear one, `cpu._bilinear_forward_kernel`, calls
+# nearest kernel, eq. (4), uses; the bilinear one, `cpu.bilinear_forward_kernel`, calls
 # the same `pixel.py` functions but works on chunks of 128 output locations in two
 # passes: first the coordinates, taps and weights of the whole chunk (a loop the
 # compiler turns into SIMD instructions), then the image reads.
 
 # %%
-print(inspect.getsource(cpu._forward_kernel.py_func))
+print(inspect.getsource(cpu.forward_kernel.py_func))
 
 # %% [markdown]
 # How to read it:

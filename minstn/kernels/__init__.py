@@ -1,22 +1,24 @@
-"""Pure array kernels of the spatial transformer: no Tensor in sight.
+"""Pure array kernels (NumPy and Numba, no Tensor in sight), and where each equation is.
 
-One module per backend, all with the same four functions (see ``backend.py``):
+The spatial transformer's grid generator and sampler exist four times, with the same
+four entry points (``affine_grid_forward / _backward``, ``grid_sample_forward /
+_backward``; ``minstn.backend`` picks the module, ``minstn.sampling`` wires it):
 
-    affine_grid_forward(theta, size, align_corners) -> grid                 eq. (1)
-    affine_grid_backward(grad_grid, size, align_corners) -> grad_theta
-    grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_value=0.0)
-        -> output                                                           eq. (3)-(5)
-    grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_corners,
-                         fill_value=0.0, need_input_grad=True, need_grid_grad=True)
-        -> (grad_input or None, grad_grid or None)                          eq. (6)-(7)
+====================  ==========================  ==========================  ===========================  =====================
+paper                 reference.py (the oracle)   numpy_backend.py            cpu.py (Numba, via pixel.py)  cuda.py (via pixel.py)
+====================  ==========================  ==========================  ===========================  =====================
+eq. (1) G             base_coordinates            pixel.base_coordinates      pixel.base_coordinates        pixel.base_coordinate
+eq. (1) T_theta(G)    affine_grid_forward         affine_grid_forward         affine_grid_kernel            _affine_grid_kernel
+dL/dtheta             affine_grid_backward        affine_grid_backward        affine_grid_backward_kernel   _affine_grid_backward_kernel
+[-1, 1] -> pixels     pixel_coordinates           source_indices              pixel.source_index            pixel.source_index
+eq. (3) + (5)         grid_sample_forward         grid_sample_forward         bilinear_forward_kernel       pixel.sample_location
+eq. (4) nearest       kernel_weights              _taps (np.rint)             pixel.nearest_tap             pixel.nearest_tap
+eq. (6) dV/dU         grid_sample_backward        _scatter                    bilinear_backward_kernel      pixel.input_grad_location
+eq. (7) dV/dx_s       kernel_derivative           grid_sample_backward        pixel.bilinear_grid_terms     pixel.grid_grad_location
+====================  ==========================  ==========================  ===========================  =====================
 
-* ``reference``      the paper's sums over every pixel, literally (the oracle)
-* ``numpy_backend``  vectorised gathers and np.add.at
-* ``pixel``          the per-location math, written once, shared by ``cpu`` and ``cuda``
-* ``cpu``            numba.njit loops over chunks of output locations (coordinates on SIMD
-                     lanes first, then the image reads), spread over threads by prange launchers
-* ``cuda``           numba.cuda kernels (imported only when selected)
-
-Modules are imported lazily by ``minstn.backend`` so that ``import minstn`` does not
-compile anything or touch CUDA.
+``pixel.py`` holds the per-location math once, compiled for both the CPU and CUDA;
+``reference.py`` depends on no backend it checks. The layers' kernels (linear,
+im2col convolution, pooling, batch norm) are in ``layers.py``. Modules are imported
+lazily by ``minstn.backend``: ``import minstn`` compiles nothing and never touches CUDA.
 """

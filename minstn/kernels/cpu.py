@@ -1,76 +1,23 @@
-"""Numba CPU backend: compiled loops over output locations calling ``pixel.py``.
+"""Numba CPU backend: compiled loops over output locations that call ``pixel.py``.
 
-Each kernel below is a loop nest over a RUN of output locations ``[r0, r1)`` (flat
-indices over N x H_out x W_out; the generic kernels use runs of output rows); the math
-at one output location is calls into ``pixel.py`` (compiled by ``numba.njit`` where it
-is used). The kernels themselves are serial; ``_in_parallel`` runs one on the whole
-range (small inputs, one thread) or splits it into runs and hands them to Numba's
-threads through a ``prange`` loop (a small parallel launcher per kernel,
-``_bilinear_forward_parallel``, ``_bilinear_backward_parallel``, ``_forward_parallel``,
-``_backward_parallel``; ``numba.get_num_threads()`` threads, i.e. NUMBA_NUM_THREADS or
-``numba.set_num_threads``). How the work is split:
+How to read it: the kernels (``*_kernel``) are serial loops over a RUN of output
+locations (or rows) ``[r0, r1)``; the math at each location is calls into ``pixel.py``.
+``_in_parallel`` runs a kernel on the calling thread for small inputs, or splits the
+range into runs and hands them to Numba's threads through a thin ``prange`` launcher
+per kernel (``_*_parallel``). The host functions at the bottom are the backend's four
+entry points (``kernels/__init__.py``).
 
-* affine grid (eq. (1)) and its gradient: plain serial loops, vectorised by the
-  compiler (a multiply-add per grid value: ~0.2 ms for 256 x 42 x 42).
-* bilinear forward and grid gradient (zeros padding, the default; the paper's
-  sampler): runs of locations, a CHUNK (128) of locations
-  of one image at a time, in two passes. Pass 1, ``_footprints``: the coordinates,
-  taps and weights of every location of the chunk (``pixel.locate``,
-  ``pixel.bilinear_weights``, ``pixel.tap_code``) into a scratch array, in a loop
-  that compiles to SIMD instructions. Pass 2: the image reads, channel by channel
-  (each channel reads one input plane, cache-resident, and writes a contiguous run);
-  locations with a tap outside the image come after, all channels at once. Every
-  output location writes only its own output/grad_grid entries: no races. The grid
-  gradient of eq. (7) is summed over channels per location in a scratch row.
-* input gradient (eq. (6)) is a SCATTER: two output locations may hit the same input
-  pixel. Two threads doing both at once would race, so with the input gradient the
-  runs are whole images: each thread owns grad_input[n] whole. (With N smaller than
-  the thread count this leaves cores idle; the benchmark batch sizes are >= 16.)
-* the nearest kernel (eq. (4)) and the border and reflection padding use the plain
-  location-by-location kernels (``_forward_kernel``, ``_backward_kernel``, runs of
-  output rows), 1.3-4x slower than the two-pass ones (border padding, the benchmark
-  shapes: more so for one channel) but compiled only when used: the
-  two-pass kernels are for the default options, bilinear with zeros padding, so that
-  a new user's first step compiles only those (``benchmarks/cold_start.py``).
+* eq. (1) and its gradient: serial loops that the compiler vectorises.
+* bilinear + zeros padding (the default): chunks of ``CHUNK`` locations in two passes,
+  pass 1 the coordinates, taps and weights of the chunk on SIMD lanes (``_footprints``),
+  pass 2 the image reads channel by channel; locations with a tap outside come last.
+* eq. (6) is a scatter: with the input gradient the runs are whole images, so one thread
+  owns ``grad_input[n]`` (no races, a fixed summation order).
+* nearest, border and reflection: the generic location-by-location kernels, compiled
+  only when used.
 
-Why serial kernels plus a thin parallel launcher, rather than the whole loop nest
-inside ``prange``: small inputs never need the parallel region, and the kernel body
-inside the ``prange`` loop compiled 20 % slower still (Numba's parallel passes
-analyse the whole body). The launchers are not cheap either: Numba optimises the
-code of every function a function calls again inside the caller, so a kernel is
-optimised once on its own and twice more inside its launcher (~4 s of the cold
-start a new user waits through, ``benchmarks/cold_start.py``). Python threads
-calling ``nogil`` kernels compile least of all, but ran 1.3-2x slower with two
-threads here: the OpenMP threads of other parallel code in the process -- PyTorch,
-BLAS, Numba's own -- keep spinning for a while after each parallel region and take
-their cores.
-
-Small ints for mode/padding and C-contiguous arrays keep the compiled signatures to
-one per dtype (float32, float64) per kernel; ``cache=True`` keeps them on disk.
-
-Performance notes (issue 9, measured in ``benchmarks/RESULTS.md``):
-
-* ``error_model="numpy"``: a float division by zero gives inf/nan instead of raising,
-  so Numba does not put a zero test in front of every division. No result changes:
-  every divisor in ``pixel.py`` is a non-zero size or a constant.
-* no ``fastmath``: the float64 kernels must agree with the reference to 1e-10, and
-  reassociation would also make the taps depend on the compiler.
-* small inputs run on the calling thread (``SERIAL_WORK``): starting a parallel
-  region costs ~10 us on an idle machine and milliseconds on a loaded one, more than
-  the whole loop on a few thousand samples.
-* unsigned indices (``_U``) and one flat scratch array per kernel call: these are
-  what let LLVM vectorise the loops (see ``_U`` and ``_footprints``): with them the
-  one-channel sampler ran 2-2.7x faster than before (issue 9, round 4).
-* outputs that a kernel overwrites completely are ``np.empty``, not ``np.zeros``;
-  grad_input is zeroed inside the kernel by the thread that owns it (in parallel,
-  cache-warm). Besides its outputs, each run of work allocates a fixed scratch of
-  (SLOTS + 3) x CHUNK numbers (~14 KB), whatever the input size: never anything of
-  the size of the input.
-
-Caching caveat: Numba's on-disk cache (``cache=True``) is keyed on THIS file's time
-stamp only, but the kernels inline ``pixel.py``. So that a learner who edits
-``pixel.py`` never runs a stale compiled kernel, ``_refresh_cache_stamp`` below bumps
-this file's time stamp whenever ``pixel.py`` is newer (what ``touch cpu.py`` would do).
+``cache=True`` keeps the compiled kernels on disk; ``_refresh_cache_stamp`` makes that
+cache see edits to ``pixel.py``. Measurements behind these choices: benchmarks/RESULTS.md.
 """
 import os
 
@@ -82,7 +29,11 @@ from . import pixel
 
 
 def _refresh_cache_stamp(here: str = __file__, math: str = pixel.__file__) -> None:
-    """Make Numba's cache see edits to ``pixel.py`` (see the caching caveat above)."""
+    """Make Numba's cache see edits to ``pixel.py``.
+
+    Numba keys its on-disk cache on THIS file's time stamp only, but the kernels inline
+    ``pixel.py``: so that a learner who edits ``pixel.py`` never runs a stale compiled
+    kernel, this file's time stamp is bumped whenever ``pixel.py`` is newer."""
     try:
         if os.path.getmtime(math) > os.path.getmtime(here):
             os.utime(here)  # a read-only install has no edits to see: ignore failure
@@ -92,7 +43,9 @@ def _refresh_cache_stamp(here: str = __file__, math: str = pixel.__file__) -> No
 
 _refresh_cache_stamp()
 
-# Below this many (sample x channel) operations a kernel runs on the calling thread.
+# Below this many (sample x channel) operations a kernel runs on the calling thread:
+# starting a parallel region costs ~10 us on an idle machine (milliseconds on a loaded
+# one), more than the whole loop on a few thousand samples.
 SERIAL_WORK = 1 << 15
 # Runs per thread: more than one evens out the load when other processes share the
 # cores (a thread that finishes early takes the next run).
@@ -113,6 +66,10 @@ CODE, WX0, WX1, WY0, WY1, W00, W01, W10, W11, MX, MY = [_U(i * CHUNK) for i in r
 # ``taps`` codes for a footprint with a tap outside the image (see ``pixel.tap_code``).
 PARTLY, NONE_INSIDE = int(pixel.PARTLY_OUTSIDE), int(pixel.ALL_OUTSIDE)
 
+# error_model="numpy": a float division by zero gives inf/nan instead of raising, so no
+# zero test precedes each division (every divisor in pixel.py is a non-zero size or a
+# constant). No fastmath: float64 results must agree with the reference to 1e-10, and
+# reassociation would make the taps depend on the compiler.
 JIT = dict(nogil=True, cache=True, error_model="numpy")
 
 
@@ -142,19 +99,10 @@ def _run_bounds(t, runs, items, step):
 
 
 @njit(**JIT)
-def _base_coordinates(size, align_corners):
-    """The `size` base coordinates of eq. (1) along one axis, as an array."""
-    out = np.empty(size, np.float64)
-    for i in range(size):
-        out[i] = pixel.base_coordinate(i, size, align_corners)
-    return out
-
-
-@njit(**JIT)
-def _affine_grid_kernel(theta, grid, align_corners):
+def affine_grid_kernel(theta, grid, align_corners):
     N, H, W = grid.shape[0], grid.shape[1], grid.shape[2]
-    xs = _base_coordinates(W, align_corners)
-    ys = _base_coordinates(H, align_corners)
+    xs = pixel.base_coordinates(W, align_corners)
+    ys = pixel.base_coordinates(H, align_corners)
     out = grid.reshape(-1)          # flat, unsigned indices: SIMD (see _U)
     for n in range(N):
         a0, a1, a2 = float(theta[n, 0, 0]), float(theta[n, 0, 1]), float(theta[n, 0, 2])
@@ -169,10 +117,10 @@ def _affine_grid_kernel(theta, grid, align_corners):
 
 
 @njit(**JIT)
-def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
+def affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
     N, H, W = grad_grid.shape[0], grad_grid.shape[1], grad_grid.shape[2]
-    xs = _base_coordinates(W, align_corners)
-    ys = _base_coordinates(H, align_corners)
+    xs = pixel.base_coordinates(W, align_corners)
+    ys = pixel.base_coordinates(H, align_corners)
     # Column sums over h (one accumulator per w: the inner loop runs on SIMD lanes):
     # of g_x, g_y and of y_t * g_x, y_t * g_y. Four scratch rows of W numbers per call.
     sx, sy = np.empty(W, np.float64), np.empty(W, np.float64)
@@ -207,7 +155,7 @@ def _affine_grid_backward_kernel(grad_grid, grad_theta, align_corners):
 
 
 @njit(**JIT)
-def _forward_kernel(inp, grid, out, mode, padding, align_corners, fill, r0, r1):
+def forward_kernel(inp, grid, out, mode, padding, align_corners, fill, r0, r1):
     """Any mode and padding, one location after the other, for output rows [r0, r1)
     (used for the nearest kernel, and for border and reflection padding)."""
     Ho, Wo = grid.shape[1], grid.shape[2]
@@ -284,7 +232,7 @@ def _footprints(grid_flat, k0, m, H, W, align_corners, fp, taps, backward):
 
 
 @njit(**JIT)
-def _bilinear_forward_kernel(inp, grid, out, align_corners, fill, r0, r1):
+def bilinear_forward_kernel(inp, grid, out, align_corners, fill, r0, r1):
     """Eq. (3) with the bilinear kernel (5), for output locations [r0, r1) (flat
     indices over N x H_out x W_out), a chunk of CHUNK locations at a time, in two
     passes: pass 1 ``_footprints`` (SIMD), pass 2 the image reads, channel by channel
@@ -330,7 +278,7 @@ def _bilinear_forward_kernel(inp, grid, out, align_corners, fill, r0, r1):
 
 
 @njit(**JIT)
-def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, align_corners, fill,
+def bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, align_corners, fill,
                               need_input_grad, need_grid_grad, r0, r1):
     """Eq. (6) and (7) with the bilinear kernel, in the chunks and passes of the forward.
 
@@ -401,7 +349,7 @@ def _bilinear_backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, align_co
 
 
 @njit(**JIT)
-def _backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding, align_corners, fill,
+def backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding, align_corners, fill,
                      need_input_grad, need_grid_grad, r0, r1):
     """Any mode and padding, location by location, for output rows [r0, r1) (used for
     the nearest kernel, and for border and reflection padding). With need_input_grad
@@ -421,39 +369,41 @@ def _backward_kernel(grad_out, inp, grid, grad_inp, grad_grid, mode, padding, al
 
 
 # ---------------------------------------------------------------- host side ----
-# One launcher per kernel, the same three lines each: a single launcher taking the
-# kernel as an argument compiles, but Numba cannot cache it (measured: a cache miss
-# in every new process), and each launcher compiles only when first used.
+# Serial kernels plus a thin parallel launcher each, rather than the whole loop nest in
+# ``prange``: small inputs never enter a parallel region, and the kernel body inside
+# ``prange`` compiled 20 % slower. One launcher per kernel, the same three lines each:
+# a single launcher taking the kernel as an argument compiles, but Numba cannot cache it
+# (a cache miss in every new process), and each launcher compiles only when first used.
 @njit(parallel=True, cache=True)
 def _bilinear_forward_parallel(args, items, step, runs):
     for t in prange(runs):
-        _bilinear_forward_kernel(*args, *_run_bounds(t, runs, items, step))
+        bilinear_forward_kernel(*args, *_run_bounds(t, runs, items, step))
 
 
 @njit(parallel=True, cache=True)
 def _bilinear_backward_parallel(args, items, step, runs):
     for t in prange(runs):
-        _bilinear_backward_kernel(*args, *_run_bounds(t, runs, items, step))
+        bilinear_backward_kernel(*args, *_run_bounds(t, runs, items, step))
 
 
 @njit(parallel=True, cache=True)
 def _forward_parallel(args, items, step, runs):
     for t in prange(runs):
-        _forward_kernel(*args, *_run_bounds(t, runs, items, step))
+        forward_kernel(*args, *_run_bounds(t, runs, items, step))
 
 
 @njit(parallel=True, cache=True)
 def _backward_parallel(args, items, step, runs):
     for t in prange(runs):
-        _backward_kernel(*args, *_run_bounds(t, runs, items, step))
+        backward_kernel(*args, *_run_bounds(t, runs, items, step))
 
 
 # The parallel launcher of each kernel. Numba compiles one when it is first called, so
 # the default options (bilinear, zeros padding) never compile the generic two.
-_PARALLEL = {_bilinear_forward_kernel: _bilinear_forward_parallel,
-             _bilinear_backward_kernel: _bilinear_backward_parallel,
-             _forward_kernel: _forward_parallel,
-             _backward_kernel: _backward_parallel}
+_PARALLEL = {bilinear_forward_kernel: _bilinear_forward_parallel,
+             bilinear_backward_kernel: _bilinear_backward_parallel,
+             forward_kernel: _forward_parallel,
+             backward_kernel: _backward_parallel}
 
 
 def affine_grid_forward(theta, size, align_corners):
@@ -461,7 +411,7 @@ def affine_grid_forward(theta, size, align_corners):
     N, _, H, W = size
     grid = np.empty((N, H, W, 2), dtype=theta.dtype)
     if grid.size:
-        _affine_grid_kernel(np.ascontiguousarray(theta), grid, bool(align_corners))
+        affine_grid_kernel(np.ascontiguousarray(theta), grid, bool(align_corners))
     return grid
 
 
@@ -470,7 +420,7 @@ def affine_grid_backward(grad_grid, size, align_corners):
     N = size[0]
     grad_theta = np.empty((N, 2, 3), dtype=grad_grid.dtype)   # every entry is written
     if grad_grid.size:
-        _affine_grid_backward_kernel(np.ascontiguousarray(grad_grid), grad_theta, bool(align_corners))
+        affine_grid_backward_kernel(np.ascontiguousarray(grad_grid), grad_theta, bool(align_corners))
     else:
         grad_theta[...] = 0.0
     return grad_theta
@@ -486,10 +436,10 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
     inp, grd = np.ascontiguousarray(input), np.ascontiguousarray(grid)
     if m == pixel.BILINEAR and p == pixel.ZEROS:
         args = (inp, grd, out, bool(align_corners), fill)
-        _in_parallel(_bilinear_forward_kernel, args, N * grid.shape[1] * grid.shape[2], 1, out.size)
+        _in_parallel(bilinear_forward_kernel, args, N * grid.shape[1] * grid.shape[2], 1, out.size)
     else:
         args = (inp, grd, out, m, p, bool(align_corners), fill)
-        _in_parallel(_forward_kernel, args, N * grid.shape[1], 1, out.size)
+        _in_parallel(forward_kernel, args, N * grid.shape[1], 1, out.size)
     return out
 
 
@@ -513,9 +463,9 @@ def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_cor
     N, Ho, Wo = grid.shape[:3]
     if m == pixel.BILINEAR and p == pixel.ZEROS:
         args = (go, inp, grd, *outputs, bool(align_corners), fill, *flags)
-        _in_parallel(_bilinear_backward_kernel, args, N * Ho * Wo, Ho * Wo if need_input_grad else 1,
+        _in_parallel(bilinear_backward_kernel, args, N * Ho * Wo, Ho * Wo if need_input_grad else 1,
                      go.size)
     else:
         args = (go, inp, grd, *outputs, m, p, bool(align_corners), fill, *flags)
-        _in_parallel(_backward_kernel, args, N * Ho, Ho if need_input_grad else 1, go.size)
+        _in_parallel(backward_kernel, args, N * Ho, Ho if need_input_grad else 1, go.size)
     return grad_in, grad_grid

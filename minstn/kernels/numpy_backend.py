@@ -60,21 +60,13 @@ def source_indices(coord, size, padding, align_corners):
     return np.where(ok, ix, OUTSIDE), np.where(ok, g, 0.0)
 
 
-def base_coordinates(size, align_corners):
-    """The base grid of eq. (1) along one axis (see ``pixel.base_coordinate``)."""
-    i = np.arange(size, dtype=np.float64)
-    if size <= 1:                       # pixel.base_coordinate returns a scalar 0.0 here
-        return np.zeros_like(i)
-    return pixel.base_coordinate(i, size, align_corners)
-
-
 # ------------------------------------------------------------ affine grid ----
 def affine_grid_forward(theta, size, align_corners):
     """Eq. (1): (x_s, y_s) = A_theta (x_t, y_t, 1) for every target location."""
     N, _, H, W = size
     t = theta.astype(np.float64)
-    xt = base_coordinates(W, align_corners)[None, None, :]
-    yt = base_coordinates(H, align_corners)[None, :, None]
+    xt = pixel.base_coordinates(W, align_corners)[None, None, :]
+    yt = pixel.base_coordinates(H, align_corners)[None, :, None]
     grid = np.empty((N, H, W, 2), dtype=theta.dtype)
     for row in range(2):
         a = t[:, row, :, None, None]
@@ -86,8 +78,8 @@ def affine_grid_backward(grad_grid, size, align_corners):
     """dL/dA_theta = sum over target locations of dL/d(x_s, y_s) (x_t, y_t, 1)^T."""
     N, _, H, W = size
     g = grad_grid.astype(np.float64)
-    xt = base_coordinates(W, align_corners)
-    yt = base_coordinates(H, align_corners)
+    xt = pixel.base_coordinates(W, align_corners)
+    yt = pixel.base_coordinates(H, align_corners)
     out = np.empty((N, 2, 3), dtype=np.float64)
     out[:, :, 0] = np.einsum("nhwr,w->nr", g, xt)
     out[:, :, 1] = np.einsum("nhwr,h->nr", g, yt)

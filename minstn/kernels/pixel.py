@@ -1,57 +1,24 @@
-"""The per-sample math of the sampler, written once.
+"""The sampler's math at ONE output location, written once for the CPU and CUDA kernels.
 
-Everything the sampler does at ONE output location i lives here as small plain
-Python functions on scalars (plus array indexing):
+Read it top to bottom: coordinates (``unnormalize``, the padding rules, ``source_index``),
+the taps and weights of the bilinear kernel, eq. (5), and of the nearest kernel, eq. (4),
+the arithmetic on the tap values (``bilinear_sum``, eq. (3); ``bilinear_grid_terms``,
+eq. (7)), then whole per-location routines (``sample_location``, ``backward_location``,
+``input_grad_location``: eq. (3), (6), (7)) and eq. (1)'s base coordinates.
 
-* ``source_index``   grid value in [-1, 1] -> pixel coordinate, with its derivative
-                     (unnormalise, then the padding rule: border clamp or reflection)
-* ``bilinear_weights`` / ``bilinear_taps``  the taps of the bilinear kernel, eq. (5),
-  along one axis and their weights (the tap as a float / as an int)
-* ``nearest_tap``    the 1 tap of the nearest-integer kernel, eq. (4)
-* ``bilinear_sum`` (eq. (3) over the 4 taps) and ``bilinear_grid_terms`` (eq. (7) for
-  one channel): the arithmetic on the tap values, shared by every path below
-* ``bilinear_footprint``  everything eq. (5) needs at a location before reading the
-  image (coordinates, taps, weights, and whether all 4 taps are inside); then
-  ``interpolate_inside`` (eq. (3)) and ``backward_inside`` (eq. (6), (7)) for one
-  channel when they are, and the ``*_edge`` functions when some tap is outside
-* ``sample_location`` / ``grid_grad_location`` / ``input_grad_location`` /
-  ``backward_location``  whole per-location routines built from the above: eq. (3)
-  forward, eq. (7) grid gradient, eq. (6) input gradient (the CUDA kernels call
-  these; the CPU kernels call the pieces directly, a chunk of locations at a time:
-  ``locate``, ``bilinear_weights`` and ``tap_code`` for all of them first, then the
-  image reads).
+Every function is a plain Python function on scalars (call it in a REPL:
+``source_index(0.5, 4, 0, True)``) that Numba compiles wherever a jitted caller uses it:
+``numba.njit`` loops in ``cpu.py`` and, after ``register_for_cuda``, CUDA kernels in
+``cuda.py``. Hence only what both targets compile (``math.floor``, not ``np.floor``,
+except in ``floor_float``). Small hot functions are inlined (``inline="always"``) so that
+LLVM can run a loop of them on SIMD lanes.
 
-The small hot functions are inlined into the calling loop at Numba IR level
-(``inline="always"``): LLVM then sees the array shapes and strides as loop invariants
-instead of reloading them through a call, and can run a loop of footprints on SIMD
-lanes. (A non-inlined ``bilinear_footprint`` returning its 11 values made that loop 8x
-slower.)
-
-The functions are decorated with ``register_jitable`` (below): they stay ordinary
-Python functions (call them in a REPL: ``source_index(0.5, 4, 0, True)``), and Numba
-compiles them wherever a jitted caller uses them -- ``numba.njit`` loops in ``cpu.py``
-and, once ``cuda.py`` has called ``register_for_cuda``, ``numba.cuda.jit`` kernels
-(where they become device functions). They use only what both targets compile: e.g.
-``math.floor`` (an int on the CPU, a float on CUDA, hence the ``int(...)`` around it),
-not ``np.floor`` -- except ``floor_float``, which is ``np.floor`` on the CPU (SIMD) and
-``math.floor`` under CUDA. ``tests/test_cuda_compile.py`` compiles every CUDA kernel
-to PTX to check this. No other module repeats this math.
-
-Conventions shared by EVERY backend (they must agree bit for bit on the taps):
-
-* coordinate math is done in float64, whatever the image dtype, so that ``floor``
-  and round-half-to-even pick the same taps everywhere;
-* bilinear taps ``x0 = floor(ix)``, ``x1 = x0 + 1``, weights ``x1 - ix`` and
-  ``ix - x0``. At an exact integer ``ix`` this makes the gradient the RIGHT-HAND
-  derivative (the paper's eq. (7) read literally is not a one-sided derivative there;
-  see ``reference.py``);
-* nearest: round half to even (like ``np.rint``), grid gradient exactly 0;
-* a grid value that is NaN/inf, or so far out that no tap can land in the image, is
-  mapped to the sentinel coordinate ``OUTSIDE`` (every tap outside). This is done
-  before any float is converted to an integer: casting 1e30 to int is undefined.
-
-Integer codes (small ints keep the number of compiled Numba signatures small):
-``BILINEAR = 0, NEAREST = 1``; ``ZEROS = 0, BORDER = 1, REFLECTION = 2``.
+Conventions every backend shares (they must agree bit for bit on the taps): float64
+coordinate math whatever the image dtype; bilinear taps ``x0 = floor(ix)``, ``x0 + 1``
+(the grid gradient at an integer is the right-hand derivative, see ``reference.py``);
+nearest rounds half to even; a NaN/inf or hopelessly-outside grid value becomes the
+sentinel ``OUTSIDE`` before any float -> int conversion. Modes and paddings are small
+ints (``BILINEAR, NEAREST``; ``ZEROS, BORDER, REFLECTION``) to keep compiled signatures few.
 """
 import math
 
@@ -497,11 +464,26 @@ def input_grad_location(grad_out, grad_inp, n, c, ho, wo, gx, gy, mode, padding,
 # ------------------------------------------------------------ affine grid ----
 @register_jitable
 def base_coordinate(i, size, align_corners):
-    """i-th of `size` base coordinates of eq. (1): linspace(-1, 1, size), times
-    (size-1)/size when align_corners=False (pixel centres); 0 for size 1."""
+    """i-th of `size` base coordinates of eq. (1), the target grid G along one axis:
+    linspace(-1, 1, size), times (size-1)/size when align_corners=False (the pixel
+    centres sit half a pixel inside the edges -1 and +1); 0 for size 1."""
     if size <= 1:
         return 0.0
     v = -1.0 + 2.0 * i / (size - 1)
+    if not align_corners:
+        v = v * (size - 1) / size
+    return v
+
+
+@register_jitable
+def base_coordinates(size, align_corners):
+    """All `size` base coordinates along one axis as a float64 array: ``base_coordinate``
+    for i = 0 .. size-1, with the same operations in the same order (so the same bits).
+    Plain NumPy, so callable from Python (NumPy backend, ``transforms.grids``) and from
+    ``numba.njit`` code (``cpu.py``)."""
+    if size <= 1:
+        return np.zeros(size)
+    v = -1.0 + 2.0 * np.arange(size) / (size - 1)
     if not align_corners:
         v = v * (size - 1) / size
     return v

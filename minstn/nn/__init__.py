@@ -1,11 +1,12 @@
 """Neural-network building blocks with PyTorch's names: ``from minstn import nn``.
 
 ``nn.Module`` / ``nn.Parameter`` (module.py) do the bookkeeping; layers.py holds
-the layers; functional_layers.py their maths (kernels + Functions); spatial.py
-the spatial transformer of Jaderberg et al. (2015); init.py the initialisers.
+the layers; functional.py their functional ops and the losses (``nn.functional``, as
+in PyTorch); spatial.py the spatial transformer of Jaderberg et al. (2015); init.py
+the initialisers.
 """
 
-from . import functional_layers, init
+from . import functional, init
 from .layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -27,5 +28,5 @@ __all__ = [
     "Module", "Parameter", "IncompatibleKeys",
     "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Tanh", "Sigmoid",
     "Dropout", "Flatten", "Sequential", "BatchNorm2d", "SpatialTransformer",
-    "init", "functional_layers",
+    "init", "functional",
 ]

@@ -1,8 +1,7 @@
 """The layers, with PyTorch's names, weight shapes and default initialisation.
 
 Each layer only owns its parameters and settings; the maths lives in
-:mod:`minstn.nn.functional_layers` (or :mod:`minstn.functional`), one call per
-``forward``. Default initialisation follows PyTorch: ``kaiming_uniform_(a=sqrt(5))``
+:mod:`minstn.nn.functional`, one call per ``forward``. Default initialisation follows PyTorch: ``kaiming_uniform_(a=sqrt(5))``
 for weights, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same range for
 biases, all drawn from the shared generator (``mt.manual_seed``).
 """
@@ -14,8 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from .. import functional as _F
-from . import functional_layers as FL
+from . import functional as F
 from . import init
 from .module import Module, Parameter
 
@@ -64,7 +62,7 @@ class Linear(Module):
         _reset_like_pytorch(self.weight, self.bias)
 
     def forward(self, x):
-        return FL.linear(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -76,16 +74,16 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = FL.pair(kernel_size, "kernel_size")
-        self.stride = FL.pair(stride, "stride")
-        self.padding = FL.pair(padding, "padding")
+        self.kernel_size = F.pair(kernel_size, "kernel_size")
+        self.stride = F.pair(stride, "stride")
+        self.padding = F.pair(padding, "padding")
         _add_weight_and_bias(self, (out_channels, in_channels, *self.kernel_size), bias)
 
     def reset_parameters(self) -> None:
         _reset_like_pytorch(self.weight, self.bias)
 
     def forward(self, x):
-        return FL.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
@@ -112,29 +110,29 @@ class MaxPool2d(_Pool2d):
     """Max over ``kernel_size`` windows every ``stride`` pixels (default: ``kernel_size``)."""
 
     def forward(self, x):
-        return FL.max_pool2d(x, self.kernel_size, self.stride)
+        return F.max_pool2d(x, self.kernel_size, self.stride)
 
 
 class AvgPool2d(_Pool2d):
     """Mean over ``kernel_size`` windows every ``stride`` pixels (default: ``kernel_size``)."""
 
     def forward(self, x):
-        return FL.avg_pool2d(x, self.kernel_size, self.stride)
+        return F.avg_pool2d(x, self.kernel_size, self.stride)
 
 
 class ReLU(Module):
     def forward(self, x):
-        return _F.relu(x)
+        return F.relu(x)
 
 
 class Tanh(Module):
     def forward(self, x):
-        return _F.tanh(x)
+        return F.tanh(x)
 
 
 class Sigmoid(Module):
     def forward(self, x):
-        return _F.sigmoid(x)
+        return F.sigmoid(x)
 
 
 class Dropout(Module):
@@ -147,7 +145,7 @@ class Dropout(Module):
         self.p = p
 
     def forward(self, x):
-        return _F.dropout(x, self.p, self.training)
+        return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -229,7 +227,7 @@ class BatchNorm2d(Module):
             raise ValueError(f"BatchNorm2d({self.num_features}) expects input (N, {self.num_features}, H, W), got {x.shape}")
         if self.training:
             self.num_batches_tracked.data += 1
-        return FL.batch_norm(
+        return F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias,
             training=self.training, momentum=self.momentum, eps=self.eps,
         )

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import sampling
 from ..autograd import Tensor, as_tensor, no_grad
+from ..transforms import TRANSFORMS
 from . import init
-from .functional_layers import pair
+from .functional import pair
 from .layers import Linear
 from .module import Module
 
@@ -31,8 +33,6 @@ def _transform_spec(transform):
     """Look up a transform in :data:`minstn.transforms.TRANSFORMS` (or take a spec object)."""
     if not isinstance(transform, str):
         return transform  # already a spec: anything with n_params, identity_params, make_grid
-    from ..transforms import TRANSFORMS
-
     if transform not in TRANSFORMS:
         raise ValueError(f"unknown transform {transform!r}; choose one of {sorted(TRANSFORMS)}")
     return TRANSFORMS[transform]
@@ -113,8 +113,6 @@ class SpatialTransformer(Module):
         return self.regression(h)
 
     def forward(self, x):
-        from .. import sampling  # the sampler lives in its own module (kernels + backends)
-
         x = as_tensor(x)
         if x.ndim != 4:
             raise ValueError(f"SpatialTransformer expects input of shape (N, C, H, W), got {x.shape}")

@@ -11,8 +11,8 @@ points (Bookstein 1989). The affine grid lives with the sampler
                ``tps_grid`` (re-exported as ``F.*``)
 ``builders``   restricted affine thetas from Tensor ops: rotation, scale,
                translation, their compositions
-``pixel``      theta <-> OpenCV-style pixel matrices, homographies from points,
-               aspect-correct rotation
+``pixel_matrices``  theta <-> OpenCV-style pixel-space matrices, homographies from
+               points, aspect-correct rotation
 ``registry``   ``TRANSFORMS``: parameter counts, identities, grid makers
 """
 
@@ -21,7 +21,6 @@ from .grids import (
     PROJECTIVE_EPS,
     attention_grid_backward,
     attention_grid_forward,
-    base_coords,
     base_grid,
     projective_grid_backward,
     projective_grid_forward,
@@ -32,7 +31,7 @@ from .grids import (
     tps_kernel_inverse,
     tps_radial_basis,
 )
-from .pixel import (
+from .pixel_matrices import (
     aspect_factors,
     homography_from_points,
     homography_matrix,
@@ -57,7 +56,7 @@ from .builders import (
 from .registry import TRANSFORMS, TransformSpec, tps_spec
 
 __all__ = [
-    "PROJECTIVE_EPS", "base_coords", "base_grid",
+    "PROJECTIVE_EPS", "base_grid",
     "attention_grid_forward", "attention_grid_backward",
     "projective_grid_forward", "projective_grid_backward",
     "tps_control_points", "tps_radial_basis", "tps_kernel_inverse", "tps_basis",

@@ -14,16 +14,16 @@ Rotation on non-square images: PyTorch's usual ``[[cos, -sin], [sin, cos]]`` act
 on *normalised* coordinates, where x and y both span [-1, 1]; on a W x H image
 with W != H that is a rotation composed with a stretch. Passing ``H`` and ``W``
 makes the builders rotate rigidly in pixel space instead (see
-:func:`minstn.transforms.pixel.aspect_factors`).
+:func:`minstn.transforms.pixel_matrices.aspect_factors`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import ops
+from .. import ops, shape_ops
 from ..autograd import Tensor, as_tensor
-from .pixel import aspect_factors
+from .pixel_matrices import aspect_factors
 
 __all__ = [
     "affine_from_params",
@@ -48,7 +48,7 @@ def _floating(x, name: str, shape_ok, want: str) -> Tensor:
 
 def _theta(rows) -> Tensor:
     """Assemble ``[[a, b, c], [d, e, f]]`` from six ``(N,)`` Tensors into ``(N, 2, 3)``."""
-    return ops.stack([ops.stack(rows[0], dim=-1), ops.stack(rows[1], dim=-1)], dim=-2)
+    return shape_ops.stack([shape_ops.stack(rows[0], dim=-1), shape_ops.stack(rows[1], dim=-1)], dim=-2)
 
 
 def _zeros(like: Tensor) -> Tensor:

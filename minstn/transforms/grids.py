@@ -1,24 +1,16 @@
 """Grid generators beyond affine, as pure array functions (no Tensor in sight).
 
-The grid generator of a spatial transformer (Jaderberg et al., NIPS 2015, section
-3.2) maps every pixel of the *output* (target) image to a point of the *input*
-(source) image::
-
-    (x_s, y_s) = T_theta(x_t, y_t)
-
-Eq. (1) of the paper is the affine case. Table 1 also trains with an *attention*
-transform (3 parameters), a *projective* transform (8 parameters) and a 16-point
-*thin plate spline* (TPS, Bookstein 1989). This module holds the forward and the
-hand-written backward of those three, on plain NumPy arrays, in PyTorch's
-conventions so that a grid made here can be fed to ``F.grid_sample``:
-
-* coordinates are normalised: -1 is the left (top) edge of the image and +1 the
-  right (bottom) edge; what "edge" means depends on ``align_corners`` (centres of
-  the corner pixels when True, outer borders of the corner pixels when False);
-* a grid has shape ``(N, H_out, W_out, 2)`` and its last axis is ``(x, y)``;
-* the target coordinates ``(x_t, y_t)`` are :func:`base_coords` along each axis:
-  ``linspace(-1, 1, W)``, times ``(W - 1) / W`` when ``align_corners=False``, and
-  0 for a size of 1.
+The grid generator of a spatial transformer (section 3.2) maps every pixel of the
+*output* (target) image to a point of the *input* (source) image,
+``(x_s, y_s) = T_theta(x_t, y_t)``. Eq. (1) is the affine case; Table 1 also trains
+with an *attention* transform (3 parameters), a *projective* transform (8) and a
+16-point *thin plate spline* (TPS, Bookstein 1989). This module holds the forward and
+the hand-written backward of those three, in PyTorch's conventions, so that a grid made
+here can be fed to ``F.grid_sample``: normalised coordinates (-1 and +1 the edges of
+the image, or the centres of its corner pixels with ``align_corners``), grids of shape
+``(N, H_out, W_out, 2)`` with last axis ``(x, y)``, and target coordinates ``(x_t, y_t)``
+that are eq. (1)'s base coordinates (``minstn.kernels.pixel.base_coordinates``, the same
+numbers as the affine grid's).
 
 Every ``*_backward`` here takes ``grad_grid = dL/dgrid`` (shape of the grid) and
 returns ``dL/dparams``; ``minstn.transforms.functions`` wires them into autograd.
@@ -30,8 +22,9 @@ import functools
 
 import numpy as np
 
+from ..kernels.pixel import base_coordinates
+
 __all__ = [
-    "base_coords",
     "base_grid",
     "attention_grid_forward",
     "attention_grid_backward",
@@ -60,26 +53,10 @@ def _hw(size) -> tuple[int, int]:
     return size[-2], size[-1]
 
 
-def base_coords(n: int, align_corners: bool = False) -> np.ndarray:
-    """Normalised target coordinates of ``n`` pixel centres along one axis (float64).
-
-    With ``align_corners=True`` the first and last pixel centres sit at -1 and +1.
-    With ``align_corners=False`` -1 and +1 are the outer borders of the image, so
-    the centres sit half a pixel inside: ``linspace(-1, 1, n) * (n - 1) / n``.
-    A single pixel sits at 0 (``linspace`` would put it at -1).
-    """
-    if n == 1:
-        return np.zeros(1)
-    coords = np.linspace(-1.0, 1.0, n)
-    if not align_corners:
-        coords = coords * ((n - 1) / n)
-    return coords
-
-
 @functools.lru_cache(maxsize=64)
 def _base_grid64(h: int, w: int, align_corners: bool) -> np.ndarray:
-    xs = base_coords(w, align_corners)
-    ys = base_coords(h, align_corners)
+    xs = base_coordinates(w, align_corners)
+    ys = base_coordinates(h, align_corners)
     grid = np.empty((h, w, 2))
     grid[..., 0] = xs[None, :]  # x varies along the width
     grid[..., 1] = ys[:, None]  # y varies along the height

@@ -18,6 +18,8 @@ from typing import Callable
 
 import numpy as np
 
+from .. import sampling
+from .builders import affine_from_params
 from .functions import attention_grid, projective_grid, tps_grid
 
 __all__ = ["TransformSpec", "TRANSFORMS", "tps_spec"]
@@ -43,9 +45,6 @@ class TransformSpec:
 
 
 def _affine_grid(params, size, align_corners):
-    from .. import sampling  # imported late to avoid an import cycle
-    from .builders import affine_from_params
-
     return sampling.affine_grid(affine_from_params(params), size, align_corners)
 
 

@@ -24,7 +24,7 @@ __all__ = ["plot_training_curves", "plot_transformer", "transformer_outputs"]
 def plot_training_curves(history: list[dict]) -> Figure:
     """Two panels: training loss; train and test error (%) per epoch.
 
-    ``history`` is ``metrics["history"]`` of :func:`minstn.train.train`: dicts with
+    ``history`` is ``metrics["history"]`` of :func:`minstn.experiments.train`: dicts with
     ``epoch``, ``train_loss``, ``train_acc`` and ``test_error`` (fractions).
     """
     epochs = [h["epoch"] for h in history]

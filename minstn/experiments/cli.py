@@ -15,44 +15,21 @@ with 130 after saving a checkpoint.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
+from .console import non_negative_float, non_negative_int, positive_float, positive_int
+
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
-
-
-# --- argument types: reject bad values at parse time, with argparse's message -------
-
-def _number(kind, minimum, strict: bool, requirement: str):
-    """An argparse type: ``kind(text)``, finite, and > (strict) or >= ``minimum``."""
-    noun = "a whole number" if kind is int else "a number"
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        ok = value > minimum if strict else value >= minimum
-        if not (ok and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its messages
-    return parse
-
-
-positive_int = _number(int, 0, True, ">= 1")
-non_negative_int = _number(int, 0, False, ">= 0")
-positive_float = _number(float, 0, True, "a positive finite number")
-non_negative_float = _number(float, 0, False, "a finite number >= 0")
 
 
 # --- subcommands ---------------------------------------------------------------------
 
 def add_train(subparsers) -> None:
-    from .backend import BACKENDS
-    from .train import DISTORTIONS, MODELS, OPTIMIZERS, TrainConfig
-    from .transforms import TRANSFORMS
+    from ..backend import BACKENDS
+    from ..data import DISTORTIONS
+    from ..transforms import TRANSFORMS
+    from .loop import OPTIMIZERS
+    from .train import MODELS, TrainConfig
 
     d = TrainConfig()
     p = subparsers.add_parser(
@@ -128,9 +105,9 @@ def run_info(args) -> int:
     import numba
     import numpy
 
-    from . import __version__
-    from .backend import BACKENDS, get_backend
-    from .data.mnist import find_mnist, search_dirs
+    from .. import __version__
+    from ..backend import BACKENDS, get_backend
+    from ..data.mnist import find_mnist, search_dirs
 
     print(f"minstn {__version__} (numpy {numpy.__version__}, numba {numba.__version__}, "
           f"python {sys.version.split()[0]})")
@@ -153,7 +130,7 @@ SUBCOMMANDS = [add_train, add_evaluate, add_info, add_reproduce]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from .. import __version__
 
     parser = argparse.ArgumentParser(
         prog="minstn", description="Spatial Transformer Networks from scratch on NumPy and Numba.")

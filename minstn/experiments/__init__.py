@@ -1,0 +1,16 @@
+"""The application floor: what the ``minstn`` command runs, built on the library.
+
+* ``loop.py``       the one training loop (``train_epoch``), evaluation, the optimiser
+* ``train.py``      ``minstn train`` / ``minstn evaluate``: ``TrainConfig``, ``train``, ``evaluate``
+* ``reproduce/``    ``minstn reproduce``: the paper's tables, cell by cell
+* ``cli.py``        the command line; ``console.py`` its messages and argument types
+
+The library below (``minstn.autograd`` ... ``minstn.models``, ``minstn.data``,
+``minstn.viz``) never imports from here.
+"""
+
+from .loop import TrainingDiverged, error_rate, make_optimizer, predict, train_epoch
+from .train import TrainConfig, evaluate, load_model, train
+
+__all__ = ["TrainingDiverged", "error_rate", "make_optimizer", "predict", "train_epoch", "TrainConfig",
+           "evaluate", "load_model", "train"]

@@ -1,0 +1,257 @@
+"""The layers' functional ops and the losses, PyTorch's ``torch.nn.functional`` names.
+
+Each op is the top of the three levels of minstn: ``linear``, ``conv2d``, ``max_pool2d``,
+``avg_pool2d``, ``batch_norm``, ``dropout``, ``log_softmax``, ``nll_loss``,
+``cross_entropy``, ``mse_loss`` take Tensors (or arrays, which become constants) with
+PyTorch's argument order; below each is the :class:`~minstn.autograd.Function` it
+applies, whose ``forward`` / ``backward`` only wire the pure array kernels of
+:mod:`minstn.kernels.layers`. ``import minstn.functional as F`` re-exports all of them,
+with the sampler (``F.grid_sample``) and the elementwise ops (``F.relu``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..autograd import Function, Tensor, array_of, as_tensor
+from ..kernels import layers as K
+from ..ops import relu, sigmoid, tanh
+from ..random import generator
+
+__all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "relu", "sigmoid",
+           "tanh", "log_softmax", "softmax", "nll_loss", "cross_entropy", "mse_loss", "pair",
+           "conv_output_size"]
+
+conv_output_size = K.conv_output_size
+
+
+def pair(value, name: str = "value") -> tuple:
+    """``3 -> (3, 3)``; ``(3, 5)`` stays; used for kernel sizes, strides, paddings."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    value = tuple(int(v) for v in value)
+    if len(value) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value}")
+    return value
+
+
+def _optional(t):
+    return None if t is None else as_tensor(t)
+
+
+# ---------------------------------------------------------------------------
+# linear and convolution
+# ---------------------------------------------------------------------------
+
+
+class Linear(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        if x.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight "
+                f"expects {weight.shape[1]} (weight shape {weight.shape})"
+            )
+        ctx.save_for_backward(x, weight)
+        return K.linear_forward(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        return K.linear_backward(grad, x, weight, *ctx.needs_input_grad)
+
+
+def linear(x, weight, bias=None) -> Tensor:
+    """``x @ weight.T + bias``; ``weight`` is (out_features, in_features)."""
+    return Linear.apply(as_tensor(x), as_tensor(weight), _optional(bias))
+
+
+class Conv2d(Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding):
+        out, cols = K.conv2d_forward(x, weight, bias, stride, padding)
+        ctx.save_for_backward(cols, weight)
+        ctx.x_shape, ctx.stride, ctx.padding = x.shape, stride, padding
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        cols, weight = ctx.saved_tensors
+        gx, gw, gb = K.conv2d_backward(grad, cols, weight, ctx.x_shape, ctx.stride, ctx.padding,
+                                       *ctx.needs_input_grad[:3])
+        return gx, gw, gb, None, None
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
+    """2-D convolution of ``x`` (N, C, H, W) with ``weight`` (O, C, kh, kw), as in PyTorch."""
+    return Conv2d.apply(as_tensor(x), as_tensor(weight), _optional(bias),
+                        pair(stride, "stride"), pair(padding, "padding"))
+
+
+# ---------------------------------------------------------------------------
+# pooling
+# ---------------------------------------------------------------------------
+
+
+def _pool_geometry(x: np.ndarray, kernel_size, stride) -> tuple:
+    kernel = pair(kernel_size, "kernel_size")
+    stride = kernel if stride is None else pair(stride, "stride")
+    if x.ndim != 4:
+        raise ValueError(f"pooling expects an input of shape (N, C, H, W), got {x.shape}")
+    return kernel, stride
+
+
+def _pooling(name: str, forward, backward):
+    """A pooling Function from its array kernels: ``forward(x, kernel, stride) -> (out,
+    saved)`` and ``backward(grad, saved, x_shape, kernel, stride) -> dL/dx``."""
+    def forward_(ctx, x, kernel, stride):
+        out, saved = forward(x, kernel, stride)
+        ctx.save_for_backward(saved)
+        ctx.x_shape, ctx.kernel, ctx.stride = x.shape, kernel, stride
+        return out
+
+    def backward_(ctx, grad):
+        (saved,) = ctx.saved_tensors
+        return backward(grad, saved, ctx.x_shape, ctx.kernel, ctx.stride), None, None
+
+    return type(name, (Function,), {"forward": staticmethod(forward_), "backward": staticmethod(backward_),
+                                    "__module__": __name__})
+
+
+# max: the argmax of every window is kept, and the gradient goes to that element only
+MaxPool2d = _pooling("MaxPool2d", K.max_pool2d_forward, K.max_pool2d_backward)
+# average: each window spreads its gradient evenly over its pixels
+AvgPool2d = _pooling("AvgPool2d", lambda x, kernel, stride: (K.avg_pool2d_forward(x, kernel, stride), None),
+                     lambda grad, _, x_shape, kernel, stride: K.avg_pool2d_backward(grad, x_shape, kernel, stride))
+
+
+def max_pool2d(x, kernel_size, stride=None) -> Tensor:
+    """Max pooling (no padding, floor mode); ``stride`` defaults to ``kernel_size``."""
+    x = as_tensor(x)
+    kernel, stride = _pool_geometry(x.data, kernel_size, stride)
+    return MaxPool2d.apply(x, kernel, stride)
+
+
+def avg_pool2d(x, kernel_size, stride=None) -> Tensor:
+    """Average pooling (no padding, floor mode); ``stride`` defaults to ``kernel_size``."""
+    x = as_tensor(x)
+    kernel, stride = _pool_geometry(x.data, kernel_size, stride)
+    return AvgPool2d.apply(x, kernel, stride)
+
+
+# ---------------------------------------------------------------------------
+# batch normalisation and dropout
+# ---------------------------------------------------------------------------
+
+
+class BatchNorm(Function):
+    """Per-channel normalisation; the running statistics are state, not inputs."""
+
+    @staticmethod
+    def forward(ctx, x, running_mean, running_var, weight, bias, training, momentum, eps):
+        out, xhat, inv_std = K.batch_norm_forward(x, running_mean, running_var, weight, bias, training,
+                                                  momentum, eps)
+        ctx.save_for_backward(xhat, inv_std, weight)
+        ctx.training = training
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        xhat, inv_std, weight = ctx.saved_tensors
+        need_x, _, _, need_w, need_b = ctx.needs_input_grad[:5]
+        gx, gw, gb = K.batch_norm_backward(grad, xhat, inv_std, weight, ctx.training, need_x, need_w, need_b)
+        return gx, None, None, gw, gb, None, None, None
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5) -> Tensor:
+    """Batch normalisation over the channel axis 1, PyTorch's argument order.
+
+    ``running_mean`` / ``running_var`` are updated IN PLACE when ``training``
+    (pass None to skip that). They are state, not inputs: no gradient flows to them.
+    """
+    x = as_tensor(x)
+    rm, rv = array_of(running_mean), array_of(running_var)
+    if not training and (rm is None or rv is None):
+        raise ValueError("batch_norm in eval mode needs running_mean and running_var")
+    return BatchNorm.apply(x, rm, rv, _optional(weight), _optional(bias), bool(training), float(momentum),
+                           float(eps))
+
+
+def dropout(x, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    The mask comes from the shared generator (``mt.manual_seed``). In eval mode
+    (``training=False``) or with ``p=0`` it is the identity.
+    """
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    x = as_tensor(x)
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * np.zeros(x.shape, dtype=x.dtype)
+    keep = generator().random(x.shape) >= p
+    return x * (keep / (1 - p)).astype(x.dtype)
+
+
+# ---------------------------------------------------------------------------
+# losses
+# ---------------------------------------------------------------------------
+
+
+class LogSoftmax(Function):
+    """log softmax(x)_i = x_i - log sum_j exp(x_j), computed after subtracting the max.
+
+    Backward: d/dx_i = g_i - softmax_i * sum_j g_j.
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        shifted = x - np.max(x, axis=dim, keepdims=True)
+        out = shifted - np.log(np.sum(np.exp(shifted), axis=dim, keepdims=True))
+        ctx.save_for_backward(out)
+        ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        return grad - np.exp(out) * np.sum(grad, axis=ctx.dim, keepdims=True), None
+
+
+def log_softmax(x, dim: int = -1) -> Tensor:
+    return LogSoftmax.apply(as_tensor(x), dim)
+
+
+def softmax(x, dim: int = -1) -> Tensor:
+    return log_softmax(x, dim).exp()
+
+
+def _check_targets(logits: Tensor, target: np.ndarray) -> np.ndarray:
+    if logits.ndim != 2:
+        raise ValueError(f"logits must have shape (N, classes), got {logits.shape}")
+    if not np.issubdtype(target.dtype, np.integer):
+        raise ValueError(f"target must hold integer class indices, got dtype {target.dtype}")
+    if target.shape != (logits.shape[0],):
+        raise ValueError(f"target has shape {target.shape} but logits have shape {logits.shape}; expected ({logits.shape[0]},)")
+    if target.size and (target.min() < 0 or target.max() >= logits.shape[1]):
+        raise ValueError(f"target values must lie in [0, {logits.shape[1] - 1}], got {target.min()}..{target.max()}")
+    return target
+
+
+def nll_loss(log_probs, target) -> Tensor:
+    """Mean negative log-likelihood of integer ``target`` under ``log_probs`` (N, classes)."""
+    log_probs = as_tensor(log_probs)
+    target = _check_targets(log_probs, np.asarray(array_of(target)))
+    picked = log_probs[np.arange(len(target)), target]
+    return -picked.mean()
+
+
+def cross_entropy(logits, target) -> Tensor:
+    """Mean cross-entropy of ``logits`` (N, classes) against integer ``target`` (N,)."""
+    return nll_loss(log_softmax(logits, dim=1), target)
+
+
+def mse_loss(input, target) -> Tensor:
+    diff = as_tensor(input) - as_tensor(target)
+    return (diff * diff).mean()
