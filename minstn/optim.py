@@ -1,4 +1,4 @@
-"""Optimisers and a learning-rate schedule, with PyTorch's names and update formulas.
+"""Optimisers with PyTorch's names and update formulas (schedules: :mod:`minstn.lr_scheduler`).
 
 An optimiser holds references to Parameters (grouped in ``param_groups``, each
 with its own hyper-parameters such as ``lr``) and, on ``step()``, changes their
@@ -17,8 +17,9 @@ import copy
 import numpy as np
 
 from .autograd import Tensor, no_grad
+from .lr_scheduler import CosineAnnealingLR, OneCycleLR, StepLR  # the schedules, also reachable as optim.*
 
-__all__ = ["Optimizer", "SGD", "Adam", "StepLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "OneCycleLR"]
 
 
 class Optimizer:
@@ -170,35 +171,15 @@ class Adam(Optimizer):
         p.data -= (step_size * m / denom).astype(p.dtype, copy=False)
 
 
-class StepLR:
-    """Multiply every group's lr by ``gamma`` every ``step_size`` calls of ``step()``.
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), PyTorch's formula:
+    first ``p *= 1 - lr * weight_decay``, then the Adam step without L2 term."""
 
-    ``lr = initial_lr * gamma ** (step_count // step_size)``. Call ``step()`` once
-    per iteration (the paper's "every 50k iterations") or once per epoch.
-    """
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
 
-    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1):
-        if step_size < 1:
-            raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
-        self.optimizer, self.step_size, self.gamma = optimizer, int(step_size), float(gamma)
-        for group in optimizer.param_groups:
-            group.setdefault("initial_lr", group["lr"])
-        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
-        self.last_epoch = 0
+    def _update(self, group, p, state):
+        if group["weight_decay"]:
+            p.data *= p.dtype.type(1 - group["lr"] * group["weight_decay"])
+        super()._update(dict(group, weight_decay=0.0), p, state)
 
-    def get_last_lr(self) -> list:
-        return [group["lr"] for group in self.optimizer.param_groups]
-
-    def step(self) -> None:
-        self.last_epoch += 1
-        factor = self.gamma ** (self.last_epoch // self.step_size)
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * factor
-
-    def state_dict(self) -> dict:
-        return {"step_size": self.step_size, "gamma": self.gamma, "base_lrs": list(self.base_lrs),
-                "last_epoch": self.last_epoch}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        self.step_size, self.gamma = state_dict["step_size"], state_dict["gamma"]
-        self.base_lrs, self.last_epoch = list(state_dict["base_lrs"]), state_dict["last_epoch"]

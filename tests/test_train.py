@@ -39,7 +39,10 @@ def test_outputs_and_evaluate(tmp_path):
     assert saved["test_error"] == metrics["test_error"]
     assert 0.0 <= saved["test_error"] <= 1.0
     assert [h["epoch"] for h in saved["history"]] == [1, 2]
-    assert set(saved["history"][0]) == {"epoch", "train_loss", "train_acc", "test_error", "seconds"}
+    # the health fields are None for a model without a spatial transformer (tests/test_health.py)
+    assert set(saved["history"][0]) == {"epoch", "train_loss", "train_acc", "test_error", "theta_shift", "off_canvas",
+                                        "seconds"}
+    assert saved["history"][0]["theta_shift"] is None
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["model"] == "fcn" and config["in_size"] == 28 and config["dataset"] == "glyphs"
     assert evaluate(tmp_path, announce=lambda s: None)["test_error"] == metrics["test_error"]
@@ -191,3 +194,18 @@ def test_small_cnn_learns_clean_glyphs(tmp_path):
                                 test_size=1000, progress=False, out=str(tmp_path)), announce=lambda s: None)
     print(metrics["history"])
     assert metrics["test_error"] <= 0.05
+
+
+def test_evaluate_takes_the_data_options_of_train(tmp_path):
+    """Without options: exactly the stored test error. With them: another test set, said so."""
+    metrics = train(quiet(out=str(tmp_path), distortion="r"), announce=lambda s: None)
+    assert evaluate(tmp_path, announce=lambda s: None)["test_error"] == metrics["test_error"]
+    said = []
+    other = evaluate(tmp_path, announce=said.append, test_size=64, seed=5)
+    assert other["test_size"] == 64 and other["changed"] == {"test_size": 64, "seed": 5}
+    assert any("another test set" in m and "seed 5 (trained with 0)" in m for m in said)
+    same = evaluate(tmp_path, announce=said.append, distortion="r", seed=0)   # equal to the stored: no change
+    assert same["changed"] == {} and same["test_error"] == metrics["test_error"]
+    assert evaluate(tmp_path, announce=lambda s: None, distortion="e")["distortion"] == "e"   # 28 px too
+    with pytest.raises(ValueError, match="28x28 inputs"):
+        evaluate(tmp_path, announce=lambda s: None, distortion="rts")                       # 42 px

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .console import non_negative_float, non_negative_int, positive_float, positive_int
+from .console import fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
@@ -28,7 +28,7 @@ def add_train(subparsers) -> None:
     from ..backend import BACKENDS
     from ..data import DISTORTIONS
     from ..transforms import TRANSFORMS
-    from .loop import OPTIMIZERS
+    from .loop import OPTIMIZERS, SCHEDULES
     from .train import MODELS, TrainConfig
 
     d = TrainConfig()
@@ -39,37 +39,61 @@ def add_train(subparsers) -> None:
                     "$MINSTN_DATA, ~/.cache/minstn/mnist), else the embedded glyph digits; never downloads "
                     "unless --dataset mnist is given.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-dir", default=None, help="folder with MNIST IDX files")
-    p.add_argument("--dataset", choices=("mnist", "glyphs"), default=None,
-                   help="digits to use; unset: MNIST if found, else the embedded glyphs")
-    p.add_argument("--distortion", choices=DISTORTIONS, default=d.distortion,
-                   help="none, or a distortion of section 4.1: rotated, rot+trans+scale (42 px), "
-                        "projective, elastic, translated-cluttered (60 px)")
+    _add_data_options(p, d)
     p.add_argument("--model", choices=MODELS, default=d.model, help="classifier of section 4.1")
     p.add_argument("--transform", choices=tuple(TRANSFORMS), default=d.transform,
                    help="the ST models' transformation")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the training digits")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="digits per SGD step")
-    p.add_argument("--lr", type=positive_float, default=d.lr, help="learning rate")
+    p.add_argument("--lr", type=positive_float, default=d.lr, help="learning rate (the peak, with onecycle)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="update rule")
     p.add_argument("--momentum", type=non_negative_float, default=d.momentum, help="SGD momentum")
-    p.add_argument("--seed", type=non_negative_int, default=d.seed, help="seed of weights, split, distortions")
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
+                   help="learning-rate schedule over the whole run: constant, step (/10 every --lr-step "
+                        "updates), cosine (down to 0), onecycle (warm-up over --warmup of the run, then down)")
+    p.add_argument("--warmup", type=fraction, default=d.warmup, help="onecycle: share of the run warming up")
+    p.add_argument("--lr-step", type=positive_int, default=d.lr_step,
+                   help="step: updates between two divisions by 10 (unset: a third of the run)")
+    p.add_argument("--loc-lr-scale", type=positive_float, default=d.loc_lr_scale,
+                   help="the localisation nets learn at lr times this (the paper: 0.1 on SVHN)")
+    p.add_argument("--clip", type=positive_float, default=d.clip,
+                   help="clip the gradients' global norm to this before each update (unset: no clipping)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay,
+                   help="weight decay (L2 for sgd and adam, decoupled for adamw)")
+    p.add_argument("--guard", action="store_true",
+                   help="when the transformer collapses (grid off the canvas or shrunk to a point), restore "
+                        "the last healthy weights and lower the localisation lr tenfold")
     p.add_argument("--train-size", type=positive_int, default=d.train_size, help="at most this many training digits")
-    p.add_argument("--test-size", type=positive_int, default=d.test_size, help="at most this many test digits")
     p.add_argument("--out", default=d.out, help="output folder (checkpoint, metrics.json, figures)")
     p.add_argument("--backend", choices=BACKENDS, default=None, help="sampler backend; unset: the current one (numba)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_train)
 
 
+def _add_data_options(p, defaults) -> None:
+    """The options that say which test digits a run uses (shared by train and evaluate);
+    ``defaults`` None: unset, i.e. the checkpoint's own."""
+    from ..data import DATASETS, DISTORTIONS
+
+    d = (lambda name: None) if defaults is None else (lambda name: getattr(defaults, name))
+    p.add_argument("--data-dir", default=None, help="folder with MNIST IDX files")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="digits to use; unset: " + ("MNIST if found, else the embedded glyphs" if defaults
+                                                    else "the checkpoint's"))
+    p.add_argument("--distortion", choices=DISTORTIONS, default=d("distortion"),
+                   help="none, or a distortion of section 4.1: rotated, rot+trans+scale (42 px), "
+                        "projective, elastic, translated-cluttered (60 px)")
+    p.add_argument("--seed", type=non_negative_int, default=d("seed"), help="seed of weights, split, distortions")
+    p.add_argument("--test-size", type=positive_int, default=d("test_size"), help="at most this many test digits")
+
+
 def run_train(args) -> int:
+    import dataclasses
+
     from .train import TrainConfig, train
 
-    config = TrainConfig(
-        data_dir=args.data_dir, dataset=args.dataset, distortion=args.distortion, model=args.model,
-        transform=args.transform, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        optimizer=args.optimizer, momentum=args.momentum, seed=args.seed, train_size=args.train_size,
-        test_size=args.test_size, out=args.out, backend=args.backend, progress=not args.no_progress)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names}, progress=not args.no_progress)
     metrics = train(config)
     if metrics["status"] != "done":
         return 1
@@ -80,18 +104,26 @@ def run_train(args) -> int:
 def add_evaluate(subparsers) -> None:
     p = subparsers.add_parser("evaluate", help="recompute the test error of a checkpoint",
                               description="Rebuild the model and test set of a checkpoint folder written by "
-                                          "`minstn train` and print its test error.")
+                                          "`minstn train` and print its test error and the health of its "
+                                          "transformer. The data options evaluate on another test set.")
     p.add_argument("checkpoint", help="folder holding model.npz and config.json")
-    p.add_argument("--data-dir", default=None, help="folder with MNIST IDX files")
+    _add_data_options(p, None)
     p.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args) -> int:
     from .train import evaluate
 
-    result = evaluate(args.checkpoint, data_dir=args.data_dir)
+    result = evaluate(args.checkpoint, data_dir=args.data_dir, dataset=args.dataset, distortion=args.distortion,
+                      seed=args.seed, test_size=args.test_size)
     print(f"test error {100 * result['test_error']:.2f}% ({result['test_size']} digits, "
           f"{result['model']}, distortion {result['distortion']})")
+    health = result["health"]
+    if health is not None:
+        extra = "" if "scale" not in health else (f", scale {health['scale']:.2f}, "
+                                                  f"rotation {health['rotation']:+.1f} deg")
+        print(f"transformer: theta shift {health['theta_shift']:.3f}, {100 * health['off_canvas']:.1f}% of the "
+              f"sampling points off the canvas, grid spread {health['spread']:.2f}{extra}")
     return 0
 
 

@@ -11,7 +11,7 @@ import argparse
 import math
 import sys
 
-__all__ = ["say", "positive_int", "non_negative_int", "positive_float", "non_negative_float"]
+__all__ = ["say", "positive_int", "non_negative_int", "positive_float", "non_negative_float", "fraction"]
 
 
 def say(message: str) -> None:
@@ -19,8 +19,8 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _number(kind, minimum, strict: bool, requirement: str):
-    """An argparse type: ``kind(text)``, finite, and > (strict) or >= ``minimum``."""
+def _number(kind, minimum, strict: bool, requirement: str, maximum=math.inf):
+    """An argparse type: ``kind(text)``, finite, > (strict) or >= ``minimum``, <= ``maximum``."""
     noun = "a whole number" if kind is int else "a number"
 
     def parse(text: str):
@@ -28,7 +28,7 @@ def _number(kind, minimum, strict: bool, requirement: str):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
-        ok = value > minimum if strict else value >= minimum
+        ok = (value > minimum if strict else value >= minimum) and value <= maximum
         if not (ok and math.isfinite(value)):
             raise argparse.ArgumentTypeError(f"must be {requirement}, got {text}")
         return value
@@ -38,6 +38,7 @@ def _number(kind, minimum, strict: bool, requirement: str):
 
 
 positive_int = _number(int, 0, True, ">= 1")
+fraction = _number(float, 0, False, "a number in [0, 1]", maximum=1)
 non_negative_int = _number(int, 0, False, ">= 0")
 positive_float = _number(float, 0, True, "a positive finite number")
 non_negative_float = _number(float, 0, False, "a finite number >= 0")

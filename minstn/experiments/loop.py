@@ -26,11 +26,14 @@ from .. import optim
 from ..autograd import Tensor, no_grad
 from ..data import Batches
 from ..models import transformers_of
+from ..nn.utils import clip_grad_norm_
 
-__all__ = ["TrainingDiverged", "make_optimizer", "train_epoch", "predict", "error_rate", "EVAL_BATCH",
-           "OPTIMIZERS"]
+__all__ = ["TrainingDiverged", "make_optimizer", "make_scheduler", "train_epoch", "predict", "error_rate",
+           "EVAL_BATCH", "OPTIMIZERS", "SCHEDULES", "LOCALISATION"]
 
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+LOCALISATION = "localisation"   # the name of the parameter group of the transformers
 EVAL_BATCH = 500  # evaluation batch: big enough to be fast, small enough for memory
 
 
@@ -38,19 +41,42 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the epoch and the step."""
 
 
-def make_optimizer(model, name: str, lr: float, momentum: float = 0.0, loc_lr_scale: float = 1.0):
-    """Adam or SGD over ``model``'s parameters. The parameters of its spatial transformers
-    (localisation nets and regression layers) form a second group that learns at
-    ``lr * loc_lr_scale`` (the paper trains them at 1/10 of the base rate on SVHN)."""
+def make_optimizer(model, name: str, lr: float, momentum: float = 0.0, loc_lr_scale: float = 1.0,
+                   weight_decay: float = 0.0):
+    """SGD, Adam or AdamW over ``model``'s parameters. The parameters of its spatial
+    transformers (localisation nets and regression layers) form a second group, named
+    :data:`LOCALISATION`, that learns at ``lr * loc_lr_scale`` (the paper trains them at
+    1/10 of the base rate on SVHN). ``weight_decay``: L2 for SGD and Adam, decoupled for
+    AdamW."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     loc_ids = {id(p) for st in transformers_of(model) for p in st.parameters()}
     rest = [p for p in model.parameters() if id(p) not in loc_ids]
     loc = [p for p in model.parameters() if id(p) in loc_ids]
-    groups = [{"params": rest, "lr": lr}] + ([{"params": loc, "lr": lr * loc_lr_scale}] if loc else [])
+    groups = [{"params": rest, "lr": lr}]
+    if loc:
+        groups.append({"params": loc, "lr": lr * loc_lr_scale, "name": LOCALISATION})
     if name == "adam":
-        return optim.Adam(groups, lr=lr)
-    return optim.SGD(groups, lr=lr, momentum=momentum)
+        return optim.Adam(groups, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+    return optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def make_scheduler(optimizer, schedule: str, total_steps: int, warmup: float = 0.3, lr_step: int | None = None):
+    """The learning-rate schedule of a run of ``total_steps`` updates, stepped after each:
+    ``constant`` (None), ``step`` (/10 every ``lr_step`` updates, default a third of the
+    run: the paper's shape), ``cosine`` (down to 0), ``onecycle`` (warm-up over the
+    first ``warmup`` of the run up to each group's lr, then down)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if schedule == "constant":
+        return None
+    if schedule == "step":
+        return optim.StepLR(optimizer, lr_step or max(1, math.ceil(total_steps / 3)), 0.1)
+    if schedule == "cosine":
+        return optim.CosineAnnealingLR(optimizer, total_steps)
+    return optim.OneCycleLR(optimizer, [g["lr"] for g in optimizer.param_groups], total_steps, pct_start=warmup)
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool):
@@ -61,10 +87,15 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
 
 
 def train_epoch(model, optimizer, x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int, epoch: int,
-                scheduler=None, max_steps: int | None = None, progress: bool = False, desc: str = "") -> dict:
+                scheduler=None, clip: float | None = None, monitor=None, max_steps: int | None = None,
+                progress: bool = False, desc: str = "") -> dict:
     """One pass over ``(x, y)`` (at most ``max_steps`` updates); returns the epoch's
     ``train_loss`` (mean over its digits), ``train_acc`` and ``steps``.
 
+    ``clip``: the gradients' global norm is clipped to it before each update
+    (:func:`minstn.nn.utils.clip_grad_norm_`). ``monitor``: a
+    :class:`~minstn.experiments.health.HealthMonitor`, which looks at the transformer
+    after each forward, before the update (its numbers go to the progress bar).
     Raises :class:`TrainingDiverged` at the first non-finite loss, before the update,
     naming the epoch and the step (1-based) so the run can be repeated up to there.
     """
@@ -81,8 +112,12 @@ def train_epoch(model, optimizer, x: np.ndarray, y: np.ndarray, *, batch_size: i
             raise TrainingDiverged(
                 f"loss became {value} at epoch {epoch}, step {step} of {steps}; stopped training "
                 f"(try a smaller learning rate than {optimizer.param_groups[0]['lr']:g})")
+        if monitor is not None:
+            monitor.after_step(epoch, step)
         optimizer.zero_grad()
         loss.backward()
+        if clip:
+            clip_grad_norm_(model.parameters(), clip)
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -90,7 +125,8 @@ def train_epoch(model, optimizer, x: np.ndarray, y: np.ndarray, *, batch_size: i
         total_loss += value * len(yb)
         correct += int((logits.data.argmax(axis=1) == yb).sum())
         seen += len(yb)
-        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
+        bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}",
+                        **(monitor.postfix() if monitor is not None else {}), refresh=False)
     bar.close()
     return {"train_loss": total_loss / max(seen, 1), "train_acc": correct / max(seen, 1), "steps": done}
 

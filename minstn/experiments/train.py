@@ -6,18 +6,21 @@
 
 The recipe follows the paper's (section 4.1, appendix A): cross-entropy, mini-batch
 gradient descent (:mod:`minstn.experiments.loop`), digits distorted on the fly (fresh
-distortions every epoch; the test set distorted once), test error as a fraction. For
-short runs Adam (lr 1e-3, batch 64) gets much further per minute than the paper's SGD,
-so it is the default. ``train`` writes into ``config.out`` the checkpoint
-(``model.npz`` + ``config.json``, rewritten after every epoch: always the last good
-model), ``metrics.json`` (final ``test_error`` and the per-epoch history), ``curves.png``
-and, for ST models, ``transformer.png`` (paper Figure 1). The seed fixes the data split,
-the distortions, the shuffling and the initial weights: the same config gives the same
-metrics on the same machine and thread count.
+distortions every epoch; the test set distorted once), test error as a fraction; with
+a learning-rate schedule, a learning-rate scale for the localisation nets, gradient
+clipping and weight decay to choose from (``TrainConfig``). After every epoch the
+transformer's health (:mod:`minstn.experiments.health`) is measured on the test digits;
+``guard`` restores the last healthy weights when it collapses. ``train`` writes into
+``config.out`` the checkpoint (``model.npz`` + ``config.json``, rewritten after every
+epoch: always the last good model), ``metrics.json`` (final ``test_error``, per-epoch
+history), ``curves.png`` and, for ST models, ``transformer.png`` (paper Figure 1). The
+seed fixes the split, the distortions, the shuffling and the initial weights: the same
+config gives the same metrics on the same machine and thread count.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -28,17 +31,23 @@ import numpy as np
 
 from ..backend import set_backend
 from ..checkpoint import load_config, load_state, save_checkpoint, write_json
-from ..data import DATASETS, DISTORTIONS, distortion_seed, load_digits, prepare_images, resolve_dataset
+from ..data import (DATASETS, DISTORTIONS, distortion_seed, input_size, load_digits, prepare_images,
+                    resolve_dataset)
 from ..models import MODELS as _MODEL_BUILDERS
 from ..models import build_model, count_parameters
 from ..random import manual_seed
 from ..viz.training import plot_training_curves, plot_transformer
 from .console import say
-from .loop import OPTIMIZERS, TrainingDiverged, error_rate, make_optimizer, train_epoch
+from .health import HealthMonitor, TransformerCollapsed, measure_health
+from .loop import (LOCALISATION, OPTIMIZERS, SCHEDULES, TrainingDiverged, error_rate, make_optimizer,
+                   make_scheduler, train_epoch)
 
-__all__ = ["TrainConfig", "train", "evaluate", "load_model", "prepare_data", "MODELS"]
+__all__ = ["TrainConfig", "train", "evaluate", "load_model", "prepare_data", "MODELS", "GUARD_FACTOR",
+           "GUARD_RETRIES"]
 
 MODELS = tuple(_MODEL_BUILDERS)  # fcn, cnn, st-fcn, st-cnn, st-cnn-multi, 2xst-fcn
+GUARD_FACTOR = 0.1   # --guard: the localisation lr is multiplied by this at each collapse
+GUARD_RETRIES = 3    # ... at most this many times, then training stops ("collapsed")
 
 
 @dataclass
@@ -52,9 +61,16 @@ class TrainConfig:
     transform: str = "affine"       # the ST models' transform: affine | attention | projective | tps
     epochs: int = 3
     batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"         # adam | sgd
+    lr: float = 1e-3                # the peak lr with schedule="onecycle"
+    optimizer: str = "adam"         # adam | adamw | sgd
     momentum: float = 0.9           # SGD only
+    schedule: str = "constant"      # constant | step | cosine | onecycle
+    warmup: float = 0.3             # onecycle: the share of the run spent warming up
+    lr_step: int | None = None      # step: updates between two /10 (None: a third of the run)
+    loc_lr_scale: float = 1.0       # the localisation nets learn at lr * this
+    clip: float | None = None       # clip the gradients' global norm to this (None: no clipping)
+    weight_decay: float = 0.0
+    guard: bool = False             # on a collapse: restore the last healthy weights, loc lr * 0.1
     seed: int = 0
     train_size: int = 10_000
     test_size: int = 2_000
@@ -68,11 +84,20 @@ class TrainConfig:
             (self.distortion in DISTORTIONS, f"distortion must be one of {DISTORTIONS}, got {self.distortion!r}"),
             (self.model in MODELS, f"model must be one of {MODELS}, got {self.model!r}"),
             (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}, got {self.schedule!r}"),
             (self.dataset in (None, *DATASETS), f"dataset must be one of {DATASETS} or None, got {self.dataset!r}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.train_size >= 1 and self.test_size >= 1, "train_size and test_size must be >= 1"),
             (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
+            (0 <= self.warmup <= 1, f"warmup must be in [0, 1], got {self.warmup}"),
+            (self.lr_step is None or self.lr_step >= 1, f"lr_step must be >= 1, got {self.lr_step}"),
+            (self.loc_lr_scale > 0 and math.isfinite(self.loc_lr_scale),
+             f"loc_lr_scale must be a positive number, got {self.loc_lr_scale}"),
+            (self.clip is None or (self.clip > 0 and math.isfinite(self.clip)),
+             f"clip must be a positive number or None, got {self.clip}"),
+            (self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+             f"weight_decay must be >= 0, got {self.weight_decay}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -88,8 +113,6 @@ def prepare_data(config: TrainConfig, announce=say):
     return data, x_test, dataset
 
 
-# --- model and optimiser ------------------------------------------------------------
-
 def make_model(config: TrainConfig | dict, in_size: int):
     c = config if isinstance(config, dict) else dataclasses.asdict(config)
     return build_model(c["model"], in_size=in_size, num_classes=10, transform=c["transform"], in_channels=1)
@@ -102,7 +125,7 @@ def _json_config(config: TrainConfig, in_size: int, dataset: str) -> dict:
 
 
 def _write_figures(out: Path, history: list[dict], model, x_test: np.ndarray, y_test: np.ndarray) -> None:
-    """Loss/accuracy curves, and for ST models the Figure 1 style grid picture."""
+    """Loss/accuracy (and transformer health) curves, and for ST models the Figure 1 picture."""
     plot_training_curves(history).savefig(out / "curves.png", dpi=100)
     if hasattr(model, "st"):
         plot_transformer(model, x_test[:8], labels=y_test[:8]).savefig(out / "transformer.png", dpi=100)
@@ -114,6 +137,51 @@ def _use_configured_backend(config: TrainConfig) -> None:
         set_backend(config.backend)
 
 
+def _health_entry(health: dict | None) -> dict:
+    """The health numbers of a history entry (None for a model without a transformer)."""
+    if health is None:
+        return {"theta_shift": None, "off_canvas": None}
+    return {k: health[k] for k in ("theta_shift", "off_canvas", "spread", "scale", "rotation") if k in health}
+
+
+class _Guard:
+    """``--guard``: the last healthy state of the model, optimiser and schedule, and what
+    to do when the transformer collapses (restore it, lower the localisation lr)."""
+
+    def __init__(self, model, optimizer, scheduler, announce):
+        self.model, self.optimizer, self.scheduler, self.announce = model, optimizer, scheduler, announce
+        self.retries = 0
+        self.save()
+
+    def save(self) -> None:
+        """Remember the current (healthy) state; its lrs already hold the earlier reductions."""
+        self.state = (self.model.state_dict(), copy.deepcopy(self.optimizer.state_dict()),
+                      None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()))
+        self.factor = 1.0     # the reduction to apply on top of the saved state
+
+    def restore(self, err: TransformerCollapsed) -> None:
+        """Back to the last healthy state with the localisation lr times GUARD_FACTOR, or
+        re-raise when GUARD_RETRIES restores did not help."""
+        if self.retries >= GUARD_RETRIES:
+            raise err
+        self.retries += 1
+        self.factor *= GUARD_FACTOR
+        weights, opt_state, sched_state = self.state
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(opt_state)
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(sched_state)
+        for index, group in enumerate(self.optimizer.param_groups):
+            if group.get("name") == LOCALISATION:
+                if self.scheduler is None:
+                    group["lr"] *= self.factor
+                else:
+                    self.scheduler.scale_group(index, self.factor)
+                lr = group["lr"]
+        self.announce(f"{err}; guard: restored the last healthy weights, localisation lr now {lr:.3g}, "
+                      f"repeating the epoch ({self.retries} of {GUARD_RETRIES})")
+
+
 def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
     """Train ``config.model`` and return the metrics dict (also in ``metrics.json``).
 
@@ -121,8 +189,9 @@ def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
 
     On a NaN / inf loss: prints the message (epoch and step), keeps the last good
     checkpoint (the previous epoch's, or the initial weights), writes metrics with
-    ``status: "diverged"`` and returns them. On Ctrl-C: saves the current weights
-    and metrics with ``status: "interrupted"``, then re-raises KeyboardInterrupt.
+    ``status: "diverged"`` and returns them; likewise ``status: "collapsed"`` when the
+    guard gave up. On Ctrl-C: saves the current weights and metrics with
+    ``status: "interrupted"``, then re-raises KeyboardInterrupt.
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     _use_configured_backend(config)
@@ -133,12 +202,18 @@ def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
     in_size = x_test.shape[-1]
     manual_seed(config.seed)  # initial weights (and dropout, if any) from the seed
     model = make_model(config, in_size)
-    optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum)
+    optimizer = make_optimizer(model, config.optimizer, config.lr, config.momentum, config.loc_lr_scale,
+                               config.weight_decay)
+    steps_per_epoch = math.ceil(len(data.x_train) / config.batch_size)
+    scheduler = make_scheduler(optimizer, config.schedule, config.epochs * steps_per_epoch, config.warmup,
+                               config.lr_step)
+    monitor = HealthMonitor(model, stop=config.guard, announce=announce)
+    guard = _Guard(model, optimizer, scheduler, announce) if config.guard else None
     saved_config = _json_config(config, in_size, dataset)
     metrics = {
         "status": "running", "test_error": None, "model": config.model, "distortion": config.distortion,
         "parameters": count_parameters(model), "train_size": len(data.x_train), "test_size": len(data.x_test),
-        "data": data.source, "history": [],
+        "data": data.source, "history": [], "collapses": monitor.events,
     }
     save_checkpoint(out, model, saved_config)  # a "last good" checkpoint exists from the start
     announce(f"training {config.model} ({metrics['parameters']:,} parameters) on {len(data.x_train)} "
@@ -149,21 +224,33 @@ def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
         for epoch in range(1, config.epochs + 1):
             start = time.perf_counter()
             x_train = prepare_images(data.x_train, config.distortion, distortion_seed(config.seed, "train"), epoch)
-            stats = train_epoch(model, optimizer, x_train, data.y_train, batch_size=config.batch_size,
-                                seed=config.seed, epoch=epoch, progress=config.progress,
-                                desc=f"epoch {epoch}/{config.epochs}")
-            loss, accuracy = stats["train_loss"], stats["train_acc"]
+            while True:
+                try:
+                    stats = train_epoch(model, optimizer, x_train, data.y_train, batch_size=config.batch_size,
+                                        seed=config.seed, epoch=epoch, scheduler=scheduler, clip=config.clip,
+                                        monitor=monitor, progress=config.progress,
+                                        desc=f"epoch {epoch}/{config.epochs}")
+                    break
+                except TransformerCollapsed as err:
+                    guard.restore(err)
             error = error_rate(model, x_test, data.y_test)
+            health = measure_health(model, x_test)
             seconds = time.perf_counter() - start
-            metrics["history"].append({"epoch": epoch, "train_loss": loss, "train_acc": accuracy,
-                                       "test_error": error, "seconds": round(seconds, 3)})
+            metrics["history"].append({"epoch": epoch, "train_loss": stats["train_loss"],
+                                       "train_acc": stats["train_acc"], "test_error": error,
+                                       **_health_entry(health), "seconds": round(seconds, 3)})
             metrics["test_error"] = error
             save_checkpoint(out, model, saved_config)
             write_json(out / "metrics.json", metrics)
-            announce(f"epoch {epoch}/{config.epochs}: train loss {loss:.4f}, train acc {accuracy:.4f}, "
-                     f"test error {error:.4f} ({seconds:.1f} s)")
-    except TrainingDiverged as err:
-        metrics.update(status="diverged", message=str(err))
+            if guard is not None:
+                guard.save()
+            shown = "" if health is None else (f", theta shift {health['theta_shift']:.3f}, "
+                                               f"{100 * health['off_canvas']:.1f}% off canvas")
+            announce(f"epoch {epoch}/{config.epochs}: train loss {stats['train_loss']:.4f}, train acc "
+                     f"{stats['train_acc']:.4f}, test error {error:.4f}{shown} ({seconds:.1f} s)")
+    except (TrainingDiverged, TransformerCollapsed) as err:
+        status = "diverged" if isinstance(err, TrainingDiverged) else "collapsed"
+        metrics.update(status=status, message=str(err))
         write_json(out / "metrics.json", metrics)  # the checkpoint on disk is the last good one
         good = f"after epoch {epoch - 1}" if epoch > 1 else "the initial weights"
         announce(f"{err}\nkept the last good checkpoint ({good}) in {out}")
@@ -189,16 +276,35 @@ def load_model(checkpoint_dir: str | Path):
     return model, config
 
 
-def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=say) -> dict:
-    """Reload a checkpoint, rebuild its test set from the stored seed and sizes, and
-    return ``{"test_error": ..., "test_size": ...}``: the same number ``train`` reported."""
+DATA_OPTIONS = ("test_size", "distortion", "dataset", "seed")
+
+
+def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=say, **data_options) -> dict:
+    """Reload a checkpoint and return its test error (and its transformer's health).
+
+    Without ``data_options`` the test set is rebuilt from the stored seed, sizes, data
+    set and distortion: the same number ``train`` reported. ``test_size``,
+    ``distortion``, ``dataset`` and ``seed`` evaluate on another test set instead, and
+    say so."""
+    unknown = set(data_options) - set(DATA_OPTIONS)
+    if unknown:
+        raise ValueError(f"evaluate: unknown data options {sorted(unknown)}; choose from {DATA_OPTIONS}")
     model, saved = load_model(checkpoint_dir)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
     config.dataset = saved["dataset"]  # the data it was trained on, not "whatever is found now"
     if data_dir is not None:
         config.data_dir = data_dir
+    changed = {k: v for k, v in data_options.items() if v is not None and v != getattr(config, k)}
+    if changed:
+        config = dataclasses.replace(config, **changed)
+        announce("evaluating on another test set than the stored one: "
+                 + ", ".join(f"{k} {v} (trained with {saved.get(k)})" for k, v in changed.items()))
+    if input_size(config.distortion) != saved["in_size"]:
+        raise ValueError(f"the model was trained on {saved['in_size']}x{saved['in_size']} inputs; distortion "
+                         f"{config.distortion!r} makes {input_size(config.distortion)}-pixel inputs")
     _use_configured_backend(config)
     data, x_test, _ = prepare_data(config, announce)
     return {"test_error": error_rate(model, x_test, data.y_test), "test_size": len(x_test),
-            "model": config.model, "distortion": config.distortion}
+            "model": config.model, "distortion": config.distortion, "health": measure_health(model, x_test),
+            "changed": changed}

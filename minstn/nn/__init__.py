@@ -6,7 +6,7 @@ in PyTorch); spatial.py the spatial transformer of Jaderberg et al. (2015); init
 the initialisers.
 """
 
-from . import functional, init
+from . import functional, init, utils
 from .layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -28,5 +28,5 @@ __all__ = [
     "Module", "Parameter", "IncompatibleKeys",
     "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Tanh", "Sigmoid",
     "Dropout", "Flatten", "Sequential", "BatchNorm2d", "SpatialTransformer",
-    "init", "functional",
+    "init", "functional", "utils",
 ]

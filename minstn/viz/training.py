@@ -1,6 +1,7 @@
 """Figures of a training run: learning curves, and what the spatial transformer does.
 
-``plot_training_curves(history)``  train loss, train accuracy and test error per epoch
+``plot_training_curves(history)``  train loss, train accuracy and test error per epoch,
+                                   and the transformer's health
 ``plot_transformer(model, x)``     paper Figure 1 (and the columns of Figure 2): each
                                    input U with the predicted sampling grid
                                    T_theta(G) drawn over it, above the transformer's
@@ -22,21 +23,33 @@ __all__ = ["plot_training_curves", "plot_transformer", "transformer_outputs"]
 
 
 def plot_training_curves(history: list[dict]) -> Figure:
-    """Two panels: training loss; train and test error (%) per epoch.
+    """Training loss; train and test error (%); and, for a model with a spatial
+    transformer, its health per epoch (mean |theta - identity| and the share of sampling
+    points off the canvas, :mod:`minstn.experiments.health`).
 
     ``history`` is ``metrics["history"]`` of :func:`minstn.experiments.train`: dicts with
-    ``epoch``, ``train_loss``, ``train_acc`` and ``test_error`` (fractions).
+    ``epoch``, ``train_loss``, ``train_acc`` and ``test_error`` (fractions), and
+    ``theta_shift`` / ``off_canvas`` (None without a transformer).
     """
     epochs = [h["epoch"] for h in history]
-    fig = Figure(figsize=(8, 3.2), layout="constrained")
-    ax_loss, ax_err = fig.subplots(1, 2)
+    health = [h for h in history if h.get("theta_shift") is not None]
+    fig = Figure(figsize=(12 if health else 8, 3.2), layout="constrained")
+    axes = fig.subplots(1, 3 if health else 2)
+    ax_loss, ax_err = axes[:2]
     ax_loss.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="training loss")
     # errors in percent, the unit of the paper's Table 1
     ax_err.plot(epochs, [100 * (1 - h["train_acc"]) for h in history], "o-", label="train")
     ax_err.plot(epochs, [100 * h["test_error"] for h in history], "s-", label="test")
     ax_err.set(xlabel="epoch", ylabel="error (%)", title="classification error")
-    for ax in (ax_loss, ax_err):
+    if health:
+        ax_st = axes[2]
+        ax_st.plot([h["epoch"] for h in health], [h["theta_shift"] for h in health], "o-",
+                   label=r"mean $|\theta - I|$")
+        ax_st.plot([h["epoch"] for h in health], [h["off_canvas"] for h in health], "s-",
+                   label="share off the canvas")
+        ax_st.set(xlabel="epoch", title="transformer health (test digits)", ylim=(0, None))
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend()
         if epochs:
