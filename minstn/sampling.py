@@ -17,7 +17,7 @@ import numbers
 import numpy as np
 
 from . import backend
-from .autograd import Function, Tensor, as_tensor
+from .autograd import Function, as_tensor
 from .kernels.pixel import MODES, PADDINGS
 
 _FLOATS = (np.float32, np.float64)

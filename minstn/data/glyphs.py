@@ -124,7 +124,7 @@ def _draw(protos: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
 
 def _mnist_normalise(drawn: np.ndarray) -> np.ndarray:
     """Step 3: fit the 20x20 box, centre the mass on 28x28, return uint8 ``(n, 28, 28)``."""
-    n, size = len(drawn), drawn.shape[-1]
+    size = drawn.shape[-1]
     img = drawn[:, 0]
     ink = img > 0.25
     rows, cols = ink.any(axis=2), ink.any(axis=1)

@@ -26,7 +26,6 @@ __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 def add_train(subparsers) -> None:
     from ..backend import BACKENDS
-    from ..data import DISTORTIONS
     from ..transforms import TRANSFORMS
     from .loop import OPTIMIZERS, SCHEDULES
     from .train import MODELS, TrainConfig

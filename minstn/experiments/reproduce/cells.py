@@ -13,39 +13,23 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
-from ...autograd import Tensor, no_grad
 from ...checkpoint import load_config, load_state, save_checkpoint, write_json
 from ...data import distortion_seed, load_digits, mnist_addition, prepare_images, resolve_dataset
-from ...models import build_model, count_parameters, transformers_of
+from ...models import build_model, count_parameters
 from ...optim import StepLR
 from ...random import manual_seed
 from ..console import say
+from ..health import measure_health
 from ..loop import TrainingDiverged, error_rate, make_optimizer, train_epoch
 from .budgets import Budget
 from .paper import DISTORTION_LABEL, Cell, parse_cell
 
-__all__ = ["train_cell", "stored_cell", "run_cell", "load_cell_model", "build_cell_model", "theta_shift",
-           "load_budget_digits", "column_data"]
+__all__ = ["train_cell", "stored_cell", "run_cell", "load_cell_model", "build_cell_model", "load_budget_digits",
+           "column_data"]
 def build_cell_model(cell: Cell, in_size: int, num_classes: int, in_channels: int):
     """The model of a cell (its transform for the ST models), from :mod:`minstn.models`."""
     return build_model(cell.base, in_size=in_size, num_classes=num_classes, transform=cell.transform_name,
                        in_channels=in_channels)
-
-
-def theta_shift(model, x: np.ndarray) -> float | None:
-    """Mean |theta - identity| of the first transformer on ``x``: 0 means it never learnt."""
-    sts = transformers_of(model)
-    if not sts:
-        return None
-    st = sts[0]
-    model.eval()
-    with no_grad():
-        params = st.transform_params(Tensor(x)).data
-    model.train()
-    identity = st.spec.identity_params(dtype=params.dtype)
-    return float(np.mean(np.abs(params - identity)))
 
 
 def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: Path, announce=say,
@@ -93,9 +77,11 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
         write_json(folder / "metrics.json", metrics)
         return metrics
     save_checkpoint(folder, model, config)
+    health = measure_health(model, x_test[:256])
     metrics.update(status="done", test_error=metrics["history"][-1]["test_error"], iterations=iteration,
                    epochs=epoch, seconds=round(time.perf_counter() - start, 2),
-                   theta_shift=theta_shift(model, x_test[:256]))
+                   theta_shift=None if health is None else health["theta_shift"],
+                   off_canvas=None if health is None else health["off_canvas"])
     write_json(folder / "metrics.json", metrics)
     return metrics
 
