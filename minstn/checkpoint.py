@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["save_checkpoint", "load_state", "load_config", "write_json", "MODEL_FILE", "CONFIG_FILE"]
+__all__ = ["save_checkpoint", "load_state", "load_config", "write_json", "save_arrays", "MODEL_FILE", "CONFIG_FILE"]
 
 MODEL_FILE = "model.npz"
 CONFIG_FILE = "config.json"
@@ -41,12 +41,17 @@ def write_json(path: str | os.PathLike, obj) -> None:
     _atomic_write(Path(path), lambda f: f.write(text.encode()))
 
 
+def save_arrays(path: str | os.PathLike, arrays: dict) -> None:
+    """``np.savez`` of named arrays (no pickle), written atomically."""
+    arrays = {name: np.asarray(value) for name, value in arrays.items()}
+    _atomic_write(Path(path), lambda f: np.savez(f, **arrays))
+
+
 def save_checkpoint(folder: str | os.PathLike, model, config: dict) -> Path:
     """Write ``model.npz`` and ``config.json`` into ``folder`` (created if needed)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {name: np.asarray(value) for name, value in model.state_dict().items()}
-    _atomic_write(folder / MODEL_FILE, lambda f: np.savez(f, **state))
+    save_arrays(folder / MODEL_FILE, model.state_dict())
     write_json(folder / CONFIG_FILE, config)
     return folder
 

@@ -9,7 +9,7 @@ import pytest
 
 import minstn as mt
 from minstn import nn
-from minstn.experiments import TrainConfig, evaluate, train
+from minstn.experiments import TrainConfig, TrainingDiverged, evaluate, train
 from minstn.experiments.health import HealthMonitor, TransformerCollapsed, measure_health, transformer_health
 
 
@@ -87,6 +87,8 @@ def test_monitor_declares_a_collapse_after_patience_steps(monkeypatch):
     model.st.last_theta = np.full_like(model.st.last_theta, np.nan)
     with pytest.raises(TransformerCollapsed, match="not finite"):
         HealthMonitor(model, patience=5, stop=True).after_step(1, 1)   # at once
+    with pytest.raises(TrainingDiverged, match="theta is not finite"):      # without the guard: stop
+        HealthMonitor(model, patience=5).after_step(1, 1)
 
 
 def _collapse(tmp_path, **kw):

@@ -31,7 +31,7 @@ from .idx import read_idx
 
 __all__ = [
     "MNIST_FILES", "MNIST_MIRRORS", "MNISTNotFoundError", "DownloadError",
-    "search_dirs", "find_mnist", "load_mnist", "download_mnist", "md5sum", "cache_dir",
+    "search_dirs", "find_mnist", "load_mnist", "download_mnist", "md5sum", "cache_dir", "split_files",
 ]
 
 # split -> (images, labels): file name without .gz, official MD5 of the .gz file.
@@ -195,3 +195,12 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
     if len(images) != len(labels):
         raise ValueError(f"{image_path} has {len(images)} images but {label_path} has {len(labels)} labels")
     return images, labels.astype(np.int64)
+
+
+def split_files(data_dir: str | os.PathLike | None = None, split: str = "train") -> dict[str, str]:
+    """``{path: md5}`` of the image and label files of ``split`` that :func:`load_mnist` reads
+    (empty when the split is not on disk): what identifies the data of a run."""
+    folder = find_mnist(data_dir, split)
+    if folder is None:
+        return {}
+    return {str(path): md5sum(path) for path in _find_split(folder, split)}

@@ -13,15 +13,16 @@ take a function called with one-line messages (by default nothing is said).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .distort import OUTPUT_SIZE, distort, to_float_batch
 from .glyphs import load_glyphs
-from .mnist import find_mnist, load_mnist, search_dirs
+from .mnist import find_mnist, load_mnist, search_dirs, split_files
 
-__all__ = ["DataSplit", "DATASETS", "DISTORTIONS", "resolve_dataset", "load_digits", "input_size",
+__all__ = ["DataSplit", "DATASETS", "DISTORTIONS", "resolve_dataset", "load_digits", "input_size", "digits_digest",
            "prepare_images", "distortion_seed"]
 
 DATASETS = ("mnist", "glyphs")
@@ -32,15 +33,33 @@ def _silent(message: str) -> None:
     pass
 
 
+def digits_digest(images: np.ndarray, labels: np.ndarray) -> str:
+    """A short fingerprint of a set of digits (their pixels, labels and order)."""
+    h = hashlib.sha256()
+    for a in (np.ascontiguousarray(images, np.uint8), np.ascontiguousarray(labels, np.int64)):
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class DataSplit:
-    """Undistorted uint8 digits ``(N, 28, 28)`` and int64 labels, train and test."""
+    """Undistorted uint8 digits ``(N, 28, 28)`` and int64 labels, train and test.
+
+    ``identity`` says what they are, for a checkpoint to store and ``minstn evaluate``
+    to check: the data set, the files read (path -> MD5) and the split seed.
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     source: str  # a one-line description, stored in metrics.json
+    identity: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.identity = {**self.identity, "train_digest": digits_digest(self.x_train, self.y_train),
+                         "test_digest": digits_digest(self.x_test, self.y_test)}
 
 
 def resolve_dataset(dataset: str | None, data_dir: str | None, announce=_silent) -> str:
@@ -55,27 +74,30 @@ def resolve_dataset(dataset: str | None, data_dir: str | None, announce=_silent)
 
 
 def load_digits(dataset: str, data_dir: str | None, seed: int, train_size: int, test_size: int,
-                announce=_silent) -> DataSplit:
+                announce=_silent, download: bool = True) -> DataSplit:
     """Disjoint train / test digits, chosen by ``seed``, capped at the requested sizes.
 
     MNIST with both splits: a seeded subset of each. MNIST with only the test split
     (like ``../shared/data/mnist``): one seeded permutation of it, the first
     ``test_size`` digits for testing, the next ``train_size`` for training (disjoint
-    by construction). Glyphs: the generator's own train and test streams.
+    by construction). Glyphs: the generator's own train and test streams. ``download``:
+    whether a missing MNIST may be downloaded (``minstn evaluate`` never does).
     """
     rng = np.random.default_rng([int(seed), 0xDA7A])
+    identity = {"dataset": dataset, "split_seed": int(seed)}
     if dataset == "glyphs":
         x_tr, y_tr = load_glyphs("train", n=train_size, seed=seed)
         x_te, y_te = load_glyphs("test", n=test_size, seed=seed)
-        return DataSplit(x_tr, y_tr, x_te, y_te, "embedded glyph digits")
+        return DataSplit(x_tr, y_tr, x_te, y_te, "embedded glyph digits", identity)
 
     if find_mnist(data_dir, "train") is not None or find_mnist(data_dir, "test") is None:
         # the usual case; with nothing on disk load_mnist downloads or explains what is missing
-        x_tr, y_tr = load_mnist("train", data_dir)
-        x_te, y_te = load_mnist("test", data_dir)
+        x_tr, y_tr = load_mnist("train", data_dir, download=download)
+        x_te, y_te = load_mnist("test", data_dir, download=download)
         train = rng.permutation(len(x_tr))[:train_size]
         test = rng.permutation(len(x_te))[:test_size]
-        return DataSplit(x_tr[train], y_tr[train], x_te[test], y_te[test], "MNIST train / test splits")
+        identity["files"] = {**split_files(data_dir, "train"), **split_files(data_dir, "test")}
+        return DataSplit(x_tr[train], y_tr[train], x_te[test], y_te[test], "MNIST train / test splits", identity)
 
     x, y = load_mnist("test", data_dir, download=False)
     if len(x) < 2:
@@ -85,7 +107,9 @@ def load_digits(dataset: str, data_dir: str | None, seed: int, train_size: int, 
     test, train = order[:n_test], order[n_test:n_test + train_size]
     announce(f"MNIST train split not found; splitting the {len(x)} test digits into "
              f"{len(train)} train / {len(test)} test (seed {seed})")
-    return DataSplit(x[train], y[train], x[test], y[test], f"MNIST test split, {len(train)}/{len(test)} by seed")
+    identity["files"] = split_files(data_dir, "test")
+    return DataSplit(x[train], y[train], x[test], y[test], f"MNIST test split, {len(train)}/{len(test)} by seed",
+                     identity)
 
 
 def input_size(distortion: str) -> int:

@@ -1,23 +1,27 @@
-"""The ``minstn`` command line: ``minstn train``, ``minstn evaluate``, ``minstn info``.
+"""The ``minstn`` command line: ``train``, ``evaluate``, ``info``, ``reproduce``.
 
-    minstn train                                   # ST-CNN on RTS digits, 3 epochs
+    minstn train                                   # the main job: a transformer on RTS digits
     minstn train --model fcn --distortion r --epochs 5 --out runs/fcn-r
     minstn evaluate runs/fcn-r                     # the same test error, recomputed
     minstn info                                    # version, backends, where MNIST is
 
 Each subcommand is one ``add_<name>(subparsers)`` function that declares its flags
-and sets ``handler``; a new subcommand (e.g. ``reproduce``) is one more such function
-added to :data:`SUBCOMMANDS`. Bad arguments are argparse errors (usage + message,
-exit status 2), never tracebacks; a run that diverges exits with status 1, Ctrl-C
-with 130 after saving a checkpoint.
+and sets ``handler``; a new subcommand is one more such function added to
+:data:`SUBCOMMANDS`. Bad arguments (and contradictory ones) are errors with a one-line
+message and exit status 2, a failure at run time (missing or broken data or
+checkpoint, full disk, a run that diverges) exits with status 1, Ctrl-C with 130 and
+SIGTERM with 143 after saving a checkpoint; never a traceback, unless ``--debug``.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import traceback
+from pathlib import Path
 
-from .console import fraction, non_negative_float, non_negative_int, positive_float, positive_int
+from .console import UsageError, check_data_dir, fraction, non_negative_float, non_negative_int, positive_float, positive_int
 
 __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
@@ -40,21 +44,23 @@ def add_train(subparsers) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     _add_data_options(p, d)
     p.add_argument("--model", choices=MODELS, default=d.model, help="classifier of section 4.1")
-    p.add_argument("--transform", choices=tuple(TRANSFORMS), default=d.transform,
-                   help="the ST models' transformation")
+    p.add_argument("--transform", choices=tuple(TRANSFORMS), default=None,
+                   help=f"the ST models' transformation (default: {d.transform})")
     p.add_argument("--epochs", type=positive_int, default=d.epochs, help="passes over the training digits")
     p.add_argument("--batch-size", type=positive_int, default=d.batch_size, help="digits per SGD step")
     p.add_argument("--lr", type=positive_float, default=d.lr, help="learning rate (the peak, with onecycle)")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="update rule")
-    p.add_argument("--momentum", type=non_negative_float, default=d.momentum, help="SGD momentum")
+    p.add_argument("--momentum", type=non_negative_float, default=None, help=f"SGD momentum (default: {d.momentum})")
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
                    help="learning-rate schedule over the whole run: constant, step (/10 every --lr-step "
                         "updates), cosine (down to 0), onecycle (warm-up over --warmup of the run, then down)")
-    p.add_argument("--warmup", type=fraction, default=d.warmup, help="onecycle: share of the run warming up")
+    p.add_argument("--warmup", type=fraction, default=None,
+                   help=f"onecycle: share of the run warming up (default: {d.warmup})")
     p.add_argument("--lr-step", type=positive_int, default=d.lr_step,
                    help="step: updates between two divisions by 10 (unset: a third of the run)")
-    p.add_argument("--loc-lr-scale", type=positive_float, default=d.loc_lr_scale,
-                   help="the localisation nets learn at lr times this (the paper: 0.1 on SVHN)")
+    p.add_argument("--loc-lr-scale", type=positive_float, default=None,
+                   help=f"the localisation nets learn at lr times this (the paper: 0.1 on SVHN; "
+                        f"default: {d.loc_lr_scale})")
     p.add_argument("--clip", type=positive_float, default=d.clip,
                    help="clip the gradients' global norm to this before each update (unset: no clipping)")
     p.add_argument("--weight-decay", type=non_negative_float, default=d.weight_decay,
@@ -66,6 +72,9 @@ def add_train(subparsers) -> None:
     p.add_argument("--out", default=d.out, help="output folder (checkpoint, metrics.json, figures)")
     p.add_argument("--backend", choices=BACKENDS, default=None, help="sampler backend; unset: the current one (numba)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last finished epoch (its own settings)")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out (default: refuse)")
     p.set_defaults(handler=run_train)
 
 
@@ -86,14 +95,48 @@ def _add_data_options(p, defaults) -> None:
     p.add_argument("--test-size", type=positive_int, default=d("test_size"), help="at most this many test digits")
 
 
-def run_train(args) -> int:
+def _train_config(args):
+    """The TrainConfig of ``minstn train``'s flags, refusing flags that would be ignored."""
     import dataclasses
 
+    from ..models import is_st_model
+    from .train import TrainConfig
+
+    given = {k: v for k, v in vars(args).items() if v is not None}
+    contradictions = [
+        ("transform" in given and not is_st_model(args.model), f"--transform: {args.model} has no spatial transformer"),
+        ("loc_lr_scale" in given and not is_st_model(args.model),
+         f"--loc-lr-scale: {args.model} has no localisation net"),
+        (args.guard and not is_st_model(args.model), f"--guard: {args.model} has no spatial transformer to guard"),
+        ("momentum" in given and args.optimizer != "sgd", f"--momentum: --optimizer {args.optimizer} has no momentum"),
+        ("warmup" in given and args.schedule != "onecycle", f"--warmup goes with --schedule onecycle, "
+                                                              f"not {args.schedule}"),
+        ("lr_step" in given and args.schedule != "step", f"--lr-step goes with --schedule step, not {args.schedule}"),
+    ]
+    for bad, message in contradictions:
+        if bad:
+            raise UsageError(message)
+    check_data_dir(args.data_dir, args.dataset)
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in given.items() if k in names}, progress=not args.no_progress)
+
+
+def run_train(args) -> int:
+    from ..checkpoint import load_config
     from .train import TrainConfig, train
 
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names}, progress=not args.no_progress)
-    metrics = train(config)
+    if args.resume:
+        if args.overwrite:
+            raise UsageError("--resume and --overwrite contradict each other: continue the run, or replace it")
+        if not Path(args.out, "config.json").is_file():
+            raise UsageError(f"--resume: {args.out} holds no run to resume")
+        # the stored settings, so that the run continues as it was configured
+        stored = load_config(args.out)
+        config = TrainConfig(**{k: v for k, v in stored.items() if k in TrainConfig.__dataclass_fields__})
+        config.out, config.progress = args.out, not args.no_progress
+    else:
+        config = _train_config(args)
+    metrics = train(config, resume=args.resume, overwrite=args.overwrite)
     if metrics["status"] != "done":
         return 1
     print(f"test error {100 * metrics['test_error']:.2f}% ({metrics['test_size']} digits); wrote {args.out}")
@@ -107,14 +150,18 @@ def add_evaluate(subparsers) -> None:
                                           "transformer. The data options evaluate on another test set.")
     p.add_argument("checkpoint", help="folder holding model.npz and config.json")
     _add_data_options(p, None)
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="evaluate a run that did not finish (diverged, collapsed, interrupted)")
     p.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args) -> int:
     from .train import evaluate
 
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise UsageError(f"--data-dir {args.data_dir} is not a folder")
     result = evaluate(args.checkpoint, data_dir=args.data_dir, dataset=args.dataset, distortion=args.distortion,
-                      seed=args.seed, test_size=args.test_size)
+                      seed=args.seed, test_size=args.test_size, allow_unfinished=args.allow_unfinished)
     print(f"test error {100 * result['test_error']:.2f}% ({result['test_size']} digits, "
           f"{result['model']}, distortion {result['distortion']})")
     health = result["health"]
@@ -166,10 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="minstn", description="Spatial Transformer Networks from scratch on NumPy and Numba.")
     parser.add_argument("--version", action="version", version=f"minstn {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(subparsers)
     return parser
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the run saves its checkpoint and says "interrupted")."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
 
 
 def main(argv=None) -> int:
@@ -179,17 +235,26 @@ def main(argv=None) -> int:
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
+    previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (FileNotFoundError, ValueError, RuntimeError, ImportError) as err:
-        # missing data / checkpoint, a checkpoint that does not fit its model (shape
-        # mismatch: ValueError, missing keys: RuntimeError), a backend that cannot load:
-        # a message, not a traceback
-        print(f"minstn {args.command}: error: {err}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt as err:
+        for s in (signal.SIGINT, signal.SIGTERM):   # more of them now would only cut the exit short
+            signal.signal(s, signal.SIG_IGN)
+        print("terminated" if isinstance(err, Terminated) else "interrupted", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    except Exception as err:  # noqa: BLE001 - the CLI promises a message, not a traceback
+        if args.debug:
+            traceback.print_exc()
+        usage = isinstance(err, UsageError)
+        kind = "" if usage or isinstance(err, (ValueError, OSError, RuntimeError)) else f"{type(err).__name__}: "
+        if isinstance(err, MemoryError):
+            err = f"not enough memory ({err or 'an allocation failed'}); try smaller sizes"
+        print(f"minstn {args.command}: error: {kind}{err}", file=sys.stderr)
+        return 2 if usage else 1
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,6 +29,7 @@ from ..autograd import Tensor, no_grad
 from ..kernels.pixel import base_coordinates
 from ..models import transformers_of
 from .console import say
+from .loop import TrainingDiverged
 
 __all__ = ["transformer_health", "measure_health", "HealthMonitor", "TransformerCollapsed", "HEALTH_KEYS"]
 
@@ -101,7 +102,9 @@ class HealthMonitor:
     A collapse is declared when ``off_canvas >= off_canvas_limit`` or ``spread <=
     spread_limit`` for ``patience`` steps in a row, or at once when theta is not finite.
     It is announced once per epoch; with ``stop=True`` it raises
-    :class:`TransformerCollapsed` instead (what ``minstn train --guard`` catches).
+    :class:`TransformerCollapsed` instead (what ``minstn train --guard`` catches). A
+    non-finite theta stops training in any case (:class:`TrainingDiverged` without
+    ``stop``): its outputs read only the padding, while the loss can stay finite.
     """
 
     def __init__(self, model, off_canvas_limit: float = 0.9, spread_limit: float = 0.05, patience: int = 3,
@@ -134,6 +137,9 @@ class HealthMonitor:
             self.events.append({"epoch": epoch, "step": step, "reason": reason})
             if self.stop:
                 raise TransformerCollapsed(message)
+            if not stats["finite"]:   # nothing can be learnt from here on: stop, as for a NaN loss
+                raise TrainingDiverged(message + "; stopped training (--guard would restore the last "
+                                                 "healthy weights)")
             if self._announced_epoch != epoch:
                 self._announced_epoch = epoch
                 self.announce(message + " (training goes on; --guard would restore the last healthy weights)")

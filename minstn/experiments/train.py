@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ from ..models import MODELS as _MODEL_BUILDERS
 from ..models import build_model, count_parameters
 from ..random import manual_seed
 from ..viz.training import plot_training_curves, plot_transformer
-from .console import say
+from .console import UsageError, deferred_signals, say
 from .health import HealthMonitor, TransformerCollapsed, measure_health
+from .runs import METRICS_FILE, load_resume_state, prepare_run_folder, save_resume_state
 from .loop import (LOCALISATION, OPTIMIZERS, SCHEDULES, TrainingDiverged, error_rate, make_optimizer,
                    make_scheduler, train_epoch)
 
@@ -182,21 +184,41 @@ class _Guard:
                       f"repeating the epoch ({self.retries} of {GUARD_RETRIES})")
 
 
-def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
+def _data_identity(config: TrainConfig, data) -> dict:
+    """What identifies the digits of a run (stored in config.json, checked by ``evaluate``)."""
+    return {**data.identity, "distortion": config.distortion,
+            "distortion_seeds": {"train": distortion_seed(config.seed, "train"),
+                                 "test": distortion_seed(config.seed, "test")}}
+
+
+def _stored_config_matches(out: Path, saved_config: dict) -> None:
+    """``--resume`` continues the run as it was configured: refuse other settings."""
+    stored = load_config(out)
+    ignore = {"progress", "out", "data_dir"}
+    diff = [k for k in saved_config if k not in ignore and stored.get(k) != saved_config[k]]
+    if diff:
+        raise UsageError(f"--resume: the run in {out} was trained with other settings ("
+                         + ", ".join(f"{k}: {stored.get(k)!r} there, {saved_config[k]!r} now" for k in diff[:4])
+                         + "); resume it with the same settings, or pass --overwrite to start again")
+
+
+def train(config: TrainConfig | None = None, announce=say, resume: bool = False, overwrite: bool = False,
+          **overrides) -> dict:
     """Train ``config.model`` and return the metrics dict (also in ``metrics.json``).
 
-    ``train(epochs=1, model="fcn")`` works too: keyword overrides on the defaults.
+    ``train(epochs=1, model="fcn")`` works too: keyword overrides on the defaults. A
+    folder that already holds something is refused, unless ``resume`` (continue the run
+    there from its last finished epoch, with the same settings) or ``overwrite``.
 
     On a NaN / inf loss: prints the message (epoch and step), keeps the last good
     checkpoint (the previous epoch's, or the initial weights), writes metrics with
     ``status: "diverged"`` and returns them; likewise ``status: "collapsed"`` when the
-    guard gave up. On Ctrl-C: saves the current weights and metrics with
-    ``status: "interrupted"``, then re-raises KeyboardInterrupt.
+    guard gave up. On Ctrl-C or SIGTERM: saves the current weights and metrics with
+    ``status: "interrupted"``, then re-raises.
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     _use_configured_backend(config)
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_folder(config.out, resume=resume, overwrite=overwrite)
 
     data, x_test, dataset = prepare_data(config, announce)
     in_size = x_test.shape[-1]
@@ -208,20 +230,31 @@ def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
     scheduler = make_scheduler(optimizer, config.schedule, config.epochs * steps_per_epoch, config.warmup,
                                config.lr_step)
     monitor = HealthMonitor(model, stop=config.guard, announce=announce)
-    guard = _Guard(model, optimizer, scheduler, announce) if config.guard else None
-    saved_config = _json_config(config, in_size, dataset)
+    saved_config = dict(_json_config(config, in_size, dataset), data_identity=_data_identity(config, data))
     metrics = {
         "status": "running", "test_error": None, "model": config.model, "distortion": config.distortion,
         "parameters": count_parameters(model), "train_size": len(data.x_train), "test_size": len(data.x_test),
         "data": data.source, "history": [], "collapses": monitor.events,
     }
-    save_checkpoint(out, model, saved_config)  # a "last good" checkpoint exists from the start
+    first, retries = 1, 0
+    if resume:
+        _stored_config_matches(out, saved_config)
+        meta = load_resume_state(out, model, optimizer, scheduler)
+        first, retries = meta["epoch"] + 1, meta.get("guard_retries", 0)
+        metrics["history"] = json.loads((out / METRICS_FILE).read_text())["history"][:meta["epoch"]]
+        monitor.events.extend(meta.get("collapses", []))
+        announce(f"resuming the run in {out} after epoch {meta['epoch']} of {config.epochs}")
+    else:
+        save_checkpoint(out, model, saved_config)  # a "last good" checkpoint exists from the start
+    guard = _Guard(model, optimizer, scheduler, announce) if config.guard else None
+    if guard is not None:
+        guard.retries = retries
     announce(f"training {config.model} ({metrics['parameters']:,} parameters) on {len(data.x_train)} "
              f"{config.distortion} digits ({data.source}), testing on {len(data.x_test)}; writing to {out}")
 
-    epoch = 0
+    epoch = first - 1
     try:
-        for epoch in range(1, config.epochs + 1):
+        for epoch in range(first, config.epochs + 1):
             start = time.perf_counter()
             x_train = prepare_images(data.x_train, config.distortion, distortion_seed(config.seed, "train"), epoch)
             while True:
@@ -240,8 +273,12 @@ def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
                                        "train_acc": stats["train_acc"], "test_error": error,
                                        **_health_entry(health), "seconds": round(seconds, 3)})
             metrics["test_error"] = error
-            save_checkpoint(out, model, saved_config)
-            write_json(out / "metrics.json", metrics)
+            with deferred_signals():   # Ctrl-C now would leave the three files out of step
+                save_checkpoint(out, model, saved_config)
+                save_resume_state(out, epoch, model, optimizer, scheduler,
+                                  {"guard_retries": 0 if guard is None else guard.retries,
+                                   "collapses": monitor.events})
+                write_json(out / METRICS_FILE, metrics)
             if guard is not None:
                 guard.save()
             shown = "" if health is None else (f", theta shift {health['theta_shift']:.3f}, "
@@ -251,19 +288,21 @@ def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
     except (TrainingDiverged, TransformerCollapsed) as err:
         status = "diverged" if isinstance(err, TrainingDiverged) else "collapsed"
         metrics.update(status=status, message=str(err))
-        write_json(out / "metrics.json", metrics)  # the checkpoint on disk is the last good one
+        write_json(out / METRICS_FILE, metrics)  # the checkpoint on disk is the last good one
         good = f"after epoch {epoch - 1}" if epoch > 1 else "the initial weights"
         announce(f"{err}\nkept the last good checkpoint ({good}) in {out}")
         return metrics
     except KeyboardInterrupt:
-        save_checkpoint(out, model, saved_config)
-        metrics.update(status="interrupted", message=f"interrupted during epoch {epoch}")
-        write_json(out / "metrics.json", metrics)
-        announce(f"\ninterrupted during epoch {epoch}; saved the current weights to {out}")
+        with deferred_signals(discard=True):   # a second Ctrl-C must not cut this save short
+            save_checkpoint(out, model, saved_config)
+            metrics.update(status="interrupted", message=f"interrupted during epoch {epoch}")
+            write_json(out / METRICS_FILE, metrics)
+        announce(f"\ninterrupted during epoch {epoch}; saved the current weights to {out} "
+                 f"(minstn train --out {out} --resume continues after epoch {epoch - 1})")
         raise
 
     metrics["status"] = "done"
-    write_json(out / "metrics.json", metrics)
+    write_json(out / METRICS_FILE, metrics)
     _write_figures(out, metrics["history"], model, x_test, data.y_test)
     return metrics
 
@@ -279,17 +318,42 @@ def load_model(checkpoint_dir: str | Path):
 DATA_OPTIONS = ("test_size", "distortion", "dataset", "seed")
 
 
-def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=say, **data_options) -> dict:
+def _run_status(folder: Path) -> str:
+    try:
+        return json.loads((folder / METRICS_FILE).read_text()).get("status", "unknown")
+    except FileNotFoundError:
+        return "unknown (no metrics.json)"
+    except (ValueError, OSError) as err:
+        return f"unknown ({METRICS_FILE} unreadable: {err})"
+
+
+def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=say, allow_unfinished: bool = False,
+             **data_options) -> dict:
     """Reload a checkpoint and return its test error (and its transformer's health).
 
     Without ``data_options`` the test set is rebuilt from the stored seed, sizes, data
-    set and distortion: the same number ``train`` reported. ``test_size``,
-    ``distortion``, ``dataset`` and ``seed`` evaluate on another test set instead, and
-    say so."""
+    set and distortion, and checked against the stored fingerprint of the test digits:
+    the same number ``train`` reported, or an error if the data found now is not the
+    data the run used. ``test_size``, ``distortion``, ``dataset`` and ``seed`` evaluate
+    on another test set instead, and say so. A run that did not finish (diverged,
+    collapsed, interrupted, killed) is refused unless ``allow_unfinished``. Never
+    downloads anything.
+    """
     unknown = set(data_options) - set(DATA_OPTIONS)
     if unknown:
         raise ValueError(f"evaluate: unknown data options {sorted(unknown)}; choose from {DATA_OPTIONS}")
-    model, saved = load_model(checkpoint_dir)
+    folder = Path(checkpoint_dir)
+    saved = load_config(folder)
+    if "cell" in saved:
+        raise UsageError(f"{folder} is a cell of `minstn reproduce` ({saved['cell']} on {saved.get('distortion')}), "
+                         f"not a `minstn train` run: its result is in {folder / METRICS_FILE}")
+    status = _run_status(folder)
+    if status != "done" and not allow_unfinished:
+        raise UsageError(f"the run in {folder} did not finish (status {status}): its weights are not those of a "
+                         f"finished run; pass --allow-unfinished to evaluate them anyway")
+    if status != "done":
+        announce(f"evaluating an unfinished run (status {status})")
+    model, saved = load_model(folder)
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     config = TrainConfig(**{k: v for k, v in saved.items() if k in fields})
     config.dataset = saved["dataset"]  # the data it was trained on, not "whatever is found now"
@@ -304,7 +368,15 @@ def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=s
         raise ValueError(f"the model was trained on {saved['in_size']}x{saved['in_size']} inputs; distortion "
                          f"{config.distortion!r} makes {input_size(config.distortion)}-pixel inputs")
     _use_configured_backend(config)
-    data, x_test, _ = prepare_data(config, announce)
-    return {"test_error": error_rate(model, x_test, data.y_test), "test_size": len(x_test),
+    data = load_digits(config.dataset, config.data_dir, config.seed, config.train_size, config.test_size, announce,
+                       download=False)
+    stored = saved.get("data_identity", {})
+    if not changed and stored.get("test_digest") not in (None, data.identity["test_digest"]):
+        raise UsageError(f"the test digits found now are not the ones this run was tested on (fingerprint "
+                         f"{data.identity['test_digest']} now, {stored['test_digest']} stored; the data found "
+                         f"now: {data.source}). Pass --data-dir with the run's data, or a data option "
+                         f"(--test-size, --seed, --dataset, --distortion) to evaluate on other digits on purpose")
+    x_test = prepare_images(data.x_test, config.distortion, distortion_seed(config.seed, "test"))
+    return {"test_error": error_rate(model, x_test, data.y_test), "test_size": len(x_test), "status": status,
             "model": config.model, "distortion": config.distortion, "health": measure_health(model, x_test),
             "changed": changed}

@@ -18,9 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import zipfile
 from pathlib import Path
 
-from ..console import positive_int, say
+from ..console import check_data_dir, non_negative_int, positive_int, say
 from .budgets import BUDGETS, Budget, cell_settings
 from .cells import column_data, load_budget_digits, run_cell
 from .children import cells_in_children, check_jobs
@@ -28,7 +29,7 @@ from .paper import (ADDITION_ROWS, DISTORTION_LABEL, PAPER_ADDITION, PAPER_TABLE
                     parse_models)
 from .report import addition_figure, figure_cell, write_figure, write_report
 
-__all__ = ["run_table1", "run_addition", "add_reproduce_parser", "run_reproduce", "main", "HELP"]
+__all__ = ["run_table1", "run_addition", "add_reproduce_parser", "run_reproduce", "HELP"]
 
 
 def cell_result(cell: Cell, column: str, task: str, children: dict, budget: Budget, seed: int, data: dict,
@@ -39,6 +40,18 @@ def cell_result(cell: Cell, column: str, task: str, children: dict, budget: Budg
         return dict(children[(cell.key, column)], resumed=False)
     settings = cell_settings(budget, cell, column, seed, task, source)
     return run_cell(cell, budget, column, data, settings, runs, announce, progress)
+
+
+def _draw(figure, folder: Path, *args, announce) -> bool:
+    """Draw a cell's figure from its checkpoint; a checkpoint that cannot be read (a
+    truncated or missing file) costs the figure only, with a warning, never the table."""
+    try:
+        figure(folder, *args)
+        return True
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        announce(f"warning: no figure for {folder.name}: its checkpoint cannot be read ({err}); "
+                 f"delete {folder} to train the cell again")
+        return False
 
 
 def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distortions=None, models=None,
@@ -77,9 +90,9 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
             fc = figure_cell(cells, d, results)
             if fc is not None:
                 path = out / "figures" / f"table1_{d}.png"
-                write_figure(runs / f"{fc.key}-{d}", data["x_test"], data["y_test"], path,
-                             f"{DISTORTION_LABEL[d]}: {fc.label} ({budget.name} budget)")
-                figure_paths[d] = str(path)
+                if _draw(write_figure, runs / f"{fc.key}-{d}", data["x_test"], data["y_test"], path,
+                         f"{DISTORTION_LABEL[d]}: {fc.label} ({budget.name} budget)", announce=announce):
+                    figure_paths[d] = str(path)
     return write_report("table1", "Table 1: distorted MNIST, test error (%)", out, budget, seed, digits.source, cells,
                    columns, results, PAPER_TABLE1, t0, figure_paths, command, jobs, tables, announce)
 
@@ -112,9 +125,9 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
                                                            data, digits.source, runs, announce, progress)
         if figures and tables and cell.family and m.get("status") == "done":
             path = out / "figures" / f"addition_{cell.key}.png"
-            addition_figure(runs / f"{cell.key}-addition", data["x_test"], data["y_test"], path,
-                             f"MNIST addition: {cell.label} ({budget.name} budget)")
-            figure_paths[cell.key] = str(path)
+            if _draw(addition_figure, runs / f"{cell.key}-addition", data["x_test"], data["y_test"], path,
+                     f"MNIST addition: {cell.label} ({budget.name} budget)", announce=announce):
+                figure_paths[cell.key] = str(path)
     note = ("\nPaper numbers for addition are quoted from memory and unverified; the paper's ST model "
             "there is 2xST-CNN.\n")
     return write_report("addition", "MNIST addition: test error (%), 19 classes", out, budget, seed, digits.source,
@@ -181,7 +194,7 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
                    help="comma-separated models: fcn, cnn, st-fcn-aff, st-fcn-proj, st-fcn-tps, st-cnn-aff, "
                         "st-cnn-proj, st-cnn-tps, st-cnn-multi-aff, 2xst-fcn-aff (default: the 8 rows of "
                         "Table 1; for addition fcn,cnn,st-cnn-multi-aff,2xst-fcn-aff)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the data split, distortions and weights")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data split, distortions and weights")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--progress", action="store_true", help="print every epoch")
     p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
@@ -203,6 +216,7 @@ def run_reproduce(args) -> int:
     jobs = getattr(args, "jobs", 1)
     command += f" --jobs {jobs}" if jobs != 1 else ""
     tables = not getattr(args, "cells_only", False)
+    check_data_dir(args.data_dir, args.dataset)
     try:
         kwargs = dict(budget=args.budget, data_dir=args.data_dir, out=args.out, seed=args.seed,
                       dataset=args.dataset, figures=not args.no_figures, progress=args.progress,
@@ -218,16 +232,3 @@ def run_reproduce(args) -> int:
         print(f"minstn reproduce: error: {exc}", file=sys.stderr)
         return 2
     return 1 if any(c.get("status") != "done" for c in doc["cells"]) else 0
-
-
-def main(argv=None) -> int:
-    """``python -m minstn.experiments.reproduce ...`` works without the ``minstn`` script."""
-    parser = argparse.ArgumentParser(prog="minstn")
-    sub = parser.add_subparsers()
-    add_reproduce_parser(sub)
-    args = parser.parse_args(["reproduce", *(sys.argv[1:] if argv is None else argv)])
-    return run_reproduce(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

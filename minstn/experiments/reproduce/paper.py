@@ -96,13 +96,24 @@ def parse_cell(text: str) -> Cell:
                      f"followed by -aff, -proj or -tps (e.g. st-cnn-tps)")
 
 
+def _names(text: str | None, default, what: str) -> list[str]:
+    """The comma-separated names of ``text`` (``default`` when None); none at all is an error."""
+    if text is None:
+        return list(default)
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ValueError(f"no {what} in {text!r}: give a comma-separated list, or leave the option out")
+    return names
+
+
 def parse_models(text: str | None, default=TABLE1_ROWS) -> list[Cell]:
-    names = default if not text else [t for t in text.split(",") if t.strip()]
-    return [parse_cell(t) for t in names]
+    """``"fcn,st-cnn-tps"`` -> cells; None gives ``default``."""
+    return [parse_cell(t) for t in _names(text, default, "models")]
 
 
 def parse_distortions(text: str | None, default=MAIN_DISTORTIONS) -> list[str]:
-    names = default if not text else [t.strip().lower() for t in text.split(",") if t.strip()]
+    """``"r, rts"`` -> ``["r", "rts"]`` (lower case, each once); None gives ``default``."""
+    names = [t.lower() for t in _names(text, default, "distortions")]
     for d in names:
         if d not in DISTORTION_LABEL:
             raise ValueError(f"unknown distortion {d!r}: choose from {', '.join(DISTORTION_LABEL)}")
