@@ -234,7 +234,7 @@ def test_jobs_validation(tmp_path):
     with pytest.raises(SystemExit):
         _parse(["reproduce", "addition", "--jobs", "x"])
     assert _parse(["reproduce", "addition", "--jobs", "3"]).jobs == 3
-    assert _parse(["reproduce", "table1"]).jobs == 1
+    assert _parse(["reproduce", "table1"]).jobs == (os.cpu_count() or 1)   # the number of cores by default
     import dataclasses
     custom = dataclasses.replace(R.BUDGETS["tiny"], epochs=2)
     with pytest.raises(ValueError, match="named budgets"):

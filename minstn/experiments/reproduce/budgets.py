@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .paper import Cell
 
-__all__ = ["Budget", "BUDGETS", "cell_settings", "cell_cost"]
+__all__ = ["Budget", "BUDGETS", "cell_settings", "cell_cost", "capped"]
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,14 @@ class Budget:
     loc_lr_scale: float       # localisation nets (and their regression layers) train at lr * this
     momentum: float = 0.0
     iterations: int | None = None
-    lr_step: int | None = None    # divide lr by 10 every lr_step iterations
+    lr_step: int | None = None    # schedule "step": divide lr by 10 every lr_step iterations
     eval_every_epoch: bool = False
     description: str = ""
     conv_epochs: int | None = None   # epochs of CNN / ST-CNN cells (None: ``epochs``)
+    schedule: str = "constant"    # constant | step | cosine | onecycle (experiments.loop.make_scheduler)
+    warmup: float = 0.3           # onecycle: the share of a cell's updates spent warming up
+    clip: float | None = None     # clip the gradients' global norm to this
+    weight_decay: float = 0.0
 
     def epochs_for(self, cell: "Cell") -> int:
         return self.conv_epochs if cell.group == "conv" and self.conv_epochs is not None else self.epochs
@@ -57,15 +61,19 @@ BUDGETS = {
                                 "too), batch 64, fresh distortions each epoch; FC family "
                                 "(FCN, ST-FCN) 10 epochs, conv family (CNN, ST-CNN) 3 epochs"),
     "full": Budget("full", train_size=60000, test_size=10000, epochs=10**9, batch_size=256, optimizer="sgd",
-                   lr=0.01, loc_lr_scale=1.0, iterations=150_000, lr_step=50_000,
+                   lr=0.01, loc_lr_scale=1.0, iterations=150_000, schedule="step", lr_step=50_000,
                    description="the paper's schedule: SGD lr 0.01 / 10 every 50k iterations, batch 256, "
                                "150k iterations, full MNIST"),
 }
 
 
 def cell_settings(budget: Budget, cell: Cell, distortion: str, seed: int, task: str, source: str) -> dict:
-    """Everything that decides a cell's result, as stored in its ``metrics.json``."""
+    """Everything that decides a cell's result, as stored in its ``metrics.json`` (recipe
+    fields at their defaults are left out, so cells stored before they existed stay valid)."""
     s = dataclasses.asdict(budget)
+    for field in dataclasses.fields(Budget):
+        if field.name in _RECIPE and s[field.name] == field.default:
+            s.pop(field.name)
     s.pop("description")
     # per-cell settings: the epochs this cell trains for, and the localiser lr only where
     # there is a localiser, so changing one family's schedule retrains only that family
@@ -84,6 +92,7 @@ def cell_settings(budget: Budget, cell: Cell, distortion: str, seed: int, task: 
     return s
 
 
+_RECIPE = ("schedule", "warmup", "clip", "weight_decay")
 _SIDE = {"rts": 42, "tc": 60, "addition": 42}  # input side per distortion (others: 28)
 
 
@@ -104,3 +113,11 @@ def cell_cost(cell: Cell, budget: Budget, distortion: str) -> float:
         st = {"st-fcn": 2.0, "2xst-fcn": 3.0}.get(cell.base, 1.0)
         per_epoch = st * area ** 0.75
     return budget.epochs_for(cell) * per_epoch
+
+
+def capped(budget: Budget, max_updates: int | None) -> Budget:
+    """``budget`` with every cell stopped after at most ``max_updates`` updates (None: as it is);
+    the cap is part of the cells' settings, so capped and full cells never mix."""
+    if max_updates is None:
+        return budget
+    return dataclasses.replace(budget, iterations=min(budget.iterations or max_updates, max_updates))

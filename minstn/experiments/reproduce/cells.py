@@ -10,17 +10,17 @@ interrupted reproduction resumes where it stopped. Training is the one loop of
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
 from ...checkpoint import load_config, load_state, save_checkpoint, write_json
 from ...data import distortion_seed, load_digits, mnist_addition, prepare_images, resolve_dataset
 from ...models import build_model, count_parameters
-from ...optim import StepLR
 from ...random import manual_seed
 from ..console import say
-from ..health import measure_health
-from ..loop import TrainingDiverged, error_rate, make_optimizer, train_epoch
+from ..health import HealthMonitor, measure_health
+from ..loop import TrainingDiverged, error_rate, make_optimizer, make_scheduler, train_epoch
 from .budgets import Budget
 from .paper import DISTORTION_LABEL, Cell, parse_cell
 
@@ -45,15 +45,19 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
     in_channels, in_size = x_test.shape[1], x_test.shape[-1]
     manual_seed(settings["seed"])
     model = build_cell_model(cell, in_size, data["num_classes"], in_channels)
-    optimizer = make_optimizer(model, budget.optimizer, budget.lr, budget.momentum, budget.loc_lr_scale)
-    scheduler = StepLR(optimizer, budget.lr_step, 0.1) if budget.lr_step else None
+    optimizer = make_optimizer(model, budget.optimizer, budget.lr, budget.momentum, budget.loc_lr_scale,
+                               budget.weight_decay)
+    epochs = budget.epochs_for(cell)
+    total = budget.iterations or epochs * math.ceil(data["train_size"] / budget.batch_size)
+    scheduler = make_scheduler(optimizer, budget.schedule, total, budget.warmup, budget.lr_step)
+    monitor = HealthMonitor(model, announce=announce)
     config = dict(settings, cell=cell.key, in_size=in_size, in_channels=in_channels,
                   num_classes=data["num_classes"])
     metrics = {"status": "running", "cell": cell.key, "label": cell.label, "distortion": settings["distortion"],
-               "parameters": count_parameters(model), "settings": settings, "history": []}
+               "parameters": count_parameters(model), "settings": settings, "history": [],
+               "collapses": monitor.events}
     write_json(folder / "metrics.json", metrics)
     start, iteration, epoch = time.perf_counter(), 0, 0
-    epochs = budget.epochs_for(cell)
     max_iter = budget.iterations
     try:
         while epoch < epochs and (max_iter is None or iteration < max_iter):
@@ -61,7 +65,7 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
             t0 = time.perf_counter()
             x, y = data["make_train"](epoch)
             stats = train_epoch(model, optimizer, x, y, batch_size=budget.batch_size, seed=settings["seed"],
-                                epoch=epoch, scheduler=scheduler,
+                                epoch=epoch, scheduler=scheduler, clip=budget.clip, monitor=monitor,
                                 max_steps=None if max_iter is None else max_iter - iteration)
             iteration += stats["steps"]
             last = epoch >= epochs or (max_iter is not None and iteration >= max_iter)
@@ -150,10 +154,11 @@ def column_data(digits, column: str, budget: Budget, seed: int) -> dict:
     test_seed, train_seed = distortion_seed(seed, "test"), distortion_seed(seed, "train")
     if column == "addition":
         x_test, y_test, _ = mnist_addition(digits.x_test, digits.y_test, budget.test_size, seed=test_seed)
-        return {"x_test": x_test, "y_test": y_test,
+        return {"x_test": x_test, "y_test": y_test, "train_size": budget.train_size,
                 "make_train": lambda epoch: mnist_addition(digits.x_train, digits.y_train, budget.train_size,
                                                            seed=train_seed, epoch=epoch)[:2],
                 "num_classes": 19}
     return {"x_test": prepare_images(digits.x_test, column, test_seed), "y_test": digits.y_test,
+            "train_size": len(digits.x_train),
             "make_train": lambda epoch: (prepare_images(digits.x_train, column, train_seed, epoch), digits.y_train),
             "num_classes": 10}

@@ -16,13 +16,14 @@ text (``HELP``) describes each.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import zipfile
 from pathlib import Path
 
 from ..console import check_data_dir, non_negative_int, positive_int, say
-from .budgets import BUDGETS, Budget, cell_settings
+from .budgets import BUDGETS, Budget, capped, cell_settings
 from .cells import column_data, load_budget_digits, run_cell
 from .children import cells_in_children, check_jobs
 from .paper import (ADDITION_ROWS, DISTORTION_LABEL, PAPER_ADDITION, PAPER_TABLE1, Cell, parse_distortions,
@@ -56,17 +57,20 @@ def _draw(figure, folder: Path, *args, announce) -> bool:
 
 def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distortions=None, models=None,
                seed: int = 0, dataset: str | None = None, figures: bool = True, announce=say,
-               progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True) -> dict:
+               progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True,
+               max_updates: int | None = None) -> dict:
     """Train (or read back) every (model, distortion) cell of Table 1; write the table,
     the JSON and the figures. Returns the JSON document as a dict.
 
     ``jobs > 1`` (named budgets only): first train the unfinished cells in up to ``jobs``
     single-threaded child processes at a time, longest first, then read every cell back
     as a resumed run does. ``tables=False``: train the cells only, write no table, JSON
-    or figure (what those child processes run)."""
+    or figure (what those child processes run). ``max_updates``: stop every cell after
+    that many updates (a slice of a long budget, e.g. to exercise ``full``)."""
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     check_jobs(budget, jobs)
+    budget = capped(budget, max_updates)
     cells = models if models and isinstance(models[0], Cell) else parse_models(",".join(models) if models else None)
     columns = distortions if isinstance(distortions, list) else parse_distortions(distortions)
     out = Path(out or f"runs/reproduce-{budget.name}")
@@ -79,7 +83,7 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
     children = {}
     if jobs > 1:
         children = cells_in_children("table1", budget, [(c, d) for d in columns for c in cells], digits.source,
-                                      runs, out, data_dir, dataset, seed, progress, jobs, announce)
+                                     runs, out, data_dir, dataset, seed, progress, jobs, announce, max_updates)
     results, figure_paths = {}, {}
     for d in columns:
         data = column_data(digits, d, budget, seed)
@@ -99,13 +103,14 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
 
 def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models=None, seed: int = 0,
                  dataset: str | None = None, figures: bool = True, announce=say, progress: bool = False,
-                 command: str = "", jobs: int = 1, tables: bool = True) -> dict:
+                 command: str = "", jobs: int = 1, tables: bool = True, max_updates: int | None = None) -> dict:
     """MNIST addition (paper appendix): two RTS-distorted digits on two channels of a
     42x42 input, 19 classes (their sum). FCN and CNN baselines vs ST-CNN Multi and 2xST-FCN.
-    ``jobs`` and ``tables``: as in :func:`run_table1`."""
+    ``jobs``, ``tables`` and ``max_updates``: as in :func:`run_table1`."""
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     check_jobs(budget, jobs)
+    budget = capped(budget, max_updates)
     cells = models if models and isinstance(models[0], Cell) else parse_models(
         ",".join(models) if models else None, ADDITION_ROWS)
     out = Path(out or f"runs/reproduce-{budget.name}")
@@ -118,7 +123,7 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
     children = {}
     if jobs > 1:
         children = cells_in_children("addition", budget, [(c, "addition") for c in cells], digits.source, runs,
-                                      out, data_dir, dataset, seed, progress, jobs, announce)
+                                     out, data_dir, dataset, seed, progress, jobs, announce, max_updates)
     results, figure_paths = {}, {}
     for cell in cells:
         m = results[(cell.key, "addition")] = cell_result(cell, "addition", "addition", children, budget, seed,
@@ -197,10 +202,13 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the data split, distortions and weights")
     p.add_argument("--no-figures", action="store_true", help="skip the figures")
     p.add_argument("--progress", action="store_true", help="print every epoch")
-    p.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+    p.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, metavar="N",
                    help="train up to N cells at once, each in its own single-threaded process, longest "
-                        "first, then read them all back and write the table (named budgets; default 1: "
-                        "one process, in order). On 2 cores --jobs 2 is the fastest way to run --budget small")
+                        "first, then read them all back and write the table (default: the number of cores; "
+                        "1: one process, the cells in order)")
+    p.add_argument("--max-updates", type=positive_int, default=None, metavar="N",
+                   help="stop every cell after N updates (a slice of a long budget; recorded in each cell's "
+                        "settings)")
     # internal: what a --jobs child runs (train its cells, write no table, JSON or figure)
     p.add_argument("--cells-only", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(handler=run_reproduce)
@@ -214,13 +222,14 @@ def run_reproduce(args) -> int:
             command += f" --{flag.replace('_', '-')} {getattr(args, flag)}"
     command += f" --seed {args.seed}" if args.seed else ""
     jobs = getattr(args, "jobs", 1)
-    command += f" --jobs {jobs}" if jobs != 1 else ""
+    command += f" --jobs {jobs}"
+    command += f" --max-updates {args.max_updates}" if args.max_updates else ""
     tables = not getattr(args, "cells_only", False)
     check_data_dir(args.data_dir, args.dataset)
     try:
         kwargs = dict(budget=args.budget, data_dir=args.data_dir, out=args.out, seed=args.seed,
                       dataset=args.dataset, figures=not args.no_figures, progress=args.progress,
-                      command=command, jobs=jobs, tables=tables)
+                      command=command, jobs=jobs, tables=tables, max_updates=args.max_updates)
         if args.what == "table1":
             doc = run_table1(distortions=args.distortions, models=parse_models(args.models), **kwargs)
         else:

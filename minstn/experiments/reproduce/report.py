@@ -107,7 +107,7 @@ def _header(title: str, budget: Budget, seed: int, source: str, command: str, se
             f"stream, test 2*seed+1)\n"
             f"- machine: {_machine()}\n"
             f"- wall time of this invocation: {seconds:.0f} s ({trained} cells trained, {stored} read back"
-            + (f"; {jobs} worker processes" if jobs > 1 else "") + ")\n")
+            + (f"; {jobs} worker processes" if jobs > 1 and trained else "") + ")\n")
 
 
 def write_report(task: str, title: str, out: Path, budget: Budget, seed: int, source: str, cells: list, columns: list,
