@@ -222,6 +222,13 @@ def softmax(x, dim: int = -1) -> Tensor:
     return log_softmax(x, dim).exp()
 
 
+def _require_batch_of_logits(logits, op: str) -> None:
+    shape = np.shape(array_of(logits))
+    if len(shape) != 2:
+        hint = " (one sample? pass logits[None] and a target of shape (1,))" if len(shape) == 1 else ""
+        raise ValueError(f"{op}: logits must have shape (N, classes), got {shape}{hint}")
+
+
 def _check_targets(logits: Tensor, target: np.ndarray) -> np.ndarray:
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape (N, classes), got {logits.shape}")
@@ -244,6 +251,7 @@ def nll_loss(log_probs, target) -> Tensor:
 
 def cross_entropy(logits, target) -> Tensor:
     """Mean cross-entropy of ``logits`` (N, classes) against integer ``target`` (N,)."""
+    _require_batch_of_logits(logits, "cross_entropy")
     return nll_loss(log_softmax(logits, dim=1), target)
 
 
