@@ -20,6 +20,7 @@ module only knows how to record and replay a graph.
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 
 import numpy as np
@@ -35,12 +36,20 @@ __all__ = [
     "is_grad_enabled",
 ]
 
-_grad_enabled = True
+
+class _GradState(threading.local):
+    """Grad mode is per thread, as in PyTorch: a ``no_grad`` block in one thread does
+    not stop another thread from recording, and every new thread starts enabled."""
+
+    enabled = True
+
+
+_grad_state = _GradState()
 
 
 def is_grad_enabled() -> bool:
-    """True unless we are inside a ``with mt.no_grad():`` block."""
-    return _grad_enabled
+    """True unless this thread is inside a ``with mt.no_grad():`` block."""
+    return _grad_state.enabled
 
 
 class _GradMode(contextlib.ContextDecorator):
@@ -49,15 +58,18 @@ class _GradMode(contextlib.ContextDecorator):
     def __init__(self, enabled: bool):
         self.enabled = enabled
 
+    def _recreate_cm(self):
+        # as a decorator, each call gets its own manager: calls from two threads (or a
+        # recursive call) must not share the saved previous mode
+        return type(self)(self.enabled)
+
     def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = self.enabled
+        self._previous = _grad_state.enabled
+        _grad_state.enabled = self.enabled
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_state.enabled = self._previous
         return False
 
 
@@ -191,7 +203,7 @@ class Function:
         inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
         arrays = tuple(array_of(a) for a in args)
         needs = tuple(t is not None and t.requires_grad for t in inputs)
-        record = _grad_enabled and any(needs)
+        record = _grad_state.enabled and any(needs)
         ctx = Context(needs if record else (False,) * len(args))
         value = cls.forward(ctx, *arrays)
         if not isinstance(value, np.ndarray):

@@ -88,15 +88,13 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        groups = state_dict["param_groups"]
-        if len(groups) != len(self.param_groups) or any(
-            len(g["params"]) != len(own["params"]) for g, own in zip(groups, self.param_groups)
-        ):
-            raise ValueError("optimiser state_dict has a different number of parameter groups or parameters")
-        params = self._all_params()
-        for g, own in zip(groups, self.param_groups):
-            own.update({k: v for k, v in g.items() if k != "params"})
-        self.state = {id(params[int(i)]): copy.deepcopy(v) for i, v in state_dict["state"].items()}
+        """Restore what :meth:`state_dict` returned. Everything is checked before anything
+        changes (ValueError, PyTorch's messages); per-parameter arrays must have their
+        parameter's shape, and floating ones are cast to its dtype, as PyTorch does."""
+        settings, state = _checked_optimizer_state(state_dict, self.param_groups)
+        for own, values in zip(self.param_groups, settings):
+            own.update(values)
+        self.state = state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -105,6 +103,41 @@ class Optimizer:
             for k in sorted(k for k in group if k != "params"):
                 lines.append(f"    {k}: {group[k]}")
         return "\n".join(lines) + "\n)"
+
+
+def _checked_optimizer_state(state_dict, own_groups) -> tuple:
+    """``(settings per group, state by id(param))`` from a saved optimiser state, or ValueError."""
+    if not isinstance(state_dict, dict) or not {"state", "param_groups"} <= set(state_dict):
+        raise ValueError("an optimiser state_dict is a dict with 'state' and 'param_groups'")
+    groups, saved_state = state_dict["param_groups"], state_dict["state"]
+    if not isinstance(groups, (list, tuple)) or len(groups) != len(own_groups):
+        raise ValueError("loaded state dict has a different number of parameter groups")
+    by_saved_index = {}  # the saved groups' indices -> our parameters, in order (PyTorch's id_map)
+    for group, own in zip(groups, own_groups):
+        if not isinstance(group, dict) or len(group.get("params", ())) != len(own["params"]):
+            raise ValueError("loaded state dict contains a parameter group that doesn't match the size of "
+                             "optimizer's group")
+        by_saved_index.update(zip(group["params"], own["params"]))
+    if not isinstance(saved_state, dict):
+        raise ValueError(f"the optimiser state must be a dict, got {type(saved_state).__name__}")
+    state = {}
+    for index, entries in saved_state.items():
+        if index not in by_saved_index or not isinstance(entries, dict):
+            raise ValueError(f"the optimiser state of parameter {index!r} matches no parameter of the groups")
+        p = by_saved_index[index]
+        state[id(p)] = {key: _state_value(value, p, f"state[{index!r}][{key!r}]") for key, value in entries.items()}
+    settings = [{k: copy.deepcopy(v) for k, v in group.items() if k != "params"} for group in groups]
+    return settings, state
+
+
+def _state_value(value, p: Tensor, where: str):
+    if not isinstance(value, np.ndarray) or value.ndim == 0:
+        return copy.deepcopy(value)  # a step count, a scalar
+    if value.shape != p.shape:
+        raise ValueError(f"{where} has shape {value.shape}, its parameter has shape {p.shape}")
+    if value.dtype.kind != "f":
+        raise ValueError(f"{where} has dtype {value.dtype}; per-parameter buffers are floating point")
+    return value.astype(p.dtype)  # a copy either way
 
 
 class SGD(Optimizer):

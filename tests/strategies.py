@@ -1,4 +1,4 @@
-"""Shared Hypothesis strategies and helpers for the sampler tests."""
+"""Shared Hypothesis strategies and helpers: the sampler tests, the fuzzers of file readers."""
 import numpy as np
 from hypothesis import strategies as st
 
@@ -71,3 +71,17 @@ def run_backend(kern, case):
     gi, gg = kern.grid_sample_backward(case["grad_out"], case["input"], grid, **opts)
     gt = kern.affine_grid_backward(gg, size, ac) if use_theta else None
     return dict(grid=grid, output=out, grad_input=gi, grad_grid=gg, grad_theta=gt)
+
+
+@st.composite
+def damaged_bytes(draw, data: bytes, tail: int = 0):
+    """``(damaged, at, value)``: ``data`` cut to its first ``at`` bytes (``value`` None), or
+    with byte ``at`` replaced by another ``value`` (half of the time in the last ``tail``
+    bytes, when given: a zip's directory, where the lengths and offsets live)."""
+    if draw(st.booleans()):
+        at = draw(st.integers(0, len(data) - 1))
+        return data[:at], at, None
+    lowest = len(data) - tail if tail and draw(st.booleans()) else 0
+    at = draw(st.integers(lowest, len(data) - 1))
+    value = draw(st.integers(0, 255).filter(lambda v: v != data[at]))
+    return data[:at] + bytes([value]) + data[at + 1:], at, value

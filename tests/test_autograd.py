@@ -1,6 +1,7 @@
 """The autodiff core: Tensor, Function, backward order, hooks, no_grad, errors."""
 
 import gc
+import threading
 
 import numpy as np
 import pytest
@@ -112,6 +113,51 @@ def test_no_grad_records_nothing():
         assert not mt.is_grad_enabled()
     assert mt.is_grad_enabled()
     assert y.grad_fn is None and not y.requires_grad
+
+
+def test_grad_mode_is_per_thread():
+    """A thread inside no_grad does not switch recording off in another thread (and a new
+    thread starts with grad enabled even while the thread that started it is in no_grad)."""
+    inside, release = threading.Event(), threading.Event()
+    seen = {}
+
+    def other_thread():
+        with mt.no_grad():
+            seen["other_enabled"] = mt.is_grad_enabled()
+            seen["other_records"] = (mt.tensor([1.0], requires_grad=True) * 2).grad_fn is not None
+            inside.set()
+            release.wait(timeout=30)
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    try:
+        assert inside.wait(timeout=30)
+        x = mt.tensor([1.0], requires_grad=True)
+        recorded = sum((x * 2).grad_fn is not None for _ in range(2000))
+        enabled_here = mt.is_grad_enabled()
+    finally:
+        release.set()
+        worker.join()
+    assert not seen["other_enabled"] and not seen["other_records"]
+    assert enabled_here and recorded == 2000
+
+    with mt.no_grad():
+        fresh = threading.Thread(target=lambda: seen.update(fresh_enabled=mt.is_grad_enabled()))
+        fresh.start()
+        fresh.join()
+    assert seen["fresh_enabled"]
+
+
+def test_no_grad_as_a_decorator_restores_the_mode_after_each_call():
+    @mt.no_grad()
+    def depth(n):
+        assert not mt.is_grad_enabled()
+        return 0 if n == 0 else 1 + depth(n - 1)
+
+    assert depth(3) == 3 and mt.is_grad_enabled()
+    with mt.no_grad():
+        depth(1)
+        assert not mt.is_grad_enabled()
 
 
 def test_graph_is_recorded_only_when_an_input_needs_grad():

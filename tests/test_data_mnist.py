@@ -4,11 +4,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from minstn.data import load_dataset
 from minstn.data.idx import write_idx
 from minstn.data.mnist import (MNIST_FILES, DownloadError, MNISTNotFoundError, download_mnist,
                                find_mnist, load_mnist, md5sum, search_dirs)
+from minstn.files import FileFormatError
+from strategies import damaged_bytes
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 REAL = Path(os.environ.get("MINSTN_DATA") or SHARED)
@@ -81,6 +85,32 @@ def test_count_mismatch(tmp_path):
     _tiny_split(tmp_path, n=5, n_labels=4)
     with pytest.raises(ValueError, match="5 images but .* 4 labels"):
         load_mnist("test", data_dir=tmp_path, download=False)
+
+
+@settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), gz=st.booleans(), damage_labels=st.booleans())
+def test_fuzz_loaded_exactly_or_refused_by_name(tmp_path_factory, data, gz, damage_labels):
+    """One of the two files cut short or with one byte changed. A cut is always refused;
+    so is a changed byte, except where no check can see it: a gzip field gzip does not
+    check (the load is then exact), and the body of a raw file, which has no checksum
+    (then exactly that one pixel or label differs; a download's MD5 is what guards it)."""
+    folder = tmp_path_factory.mktemp("mnist")
+    x, y = _tiny_split(folder, n=3, gz=gz)
+    (images_name, _), (labels_name, _) = MNIST_FILES["test"]
+    path = folder / ((labels_name if damage_labels else images_name) + (".gz" if gz else ""))
+    bad, at, value = data.draw(damaged_bytes(path.read_bytes()))
+    path.write_bytes(bad)
+    try:
+        images, labels = load_mnist("test", data_dir=folder, download=False)
+    except FileFormatError as err:
+        assert str(path) in str(err)
+        return
+    assert value is not None, "a cut file was loaded"
+    header = 4 + 4 * (1 if damage_labels else 3)
+    if not gz and at >= header:  # the raw body: exactly the changed element differs
+        (y if damage_labels else x).reshape(-1)[at - header] = value
+    np.testing.assert_array_equal(images, x)
+    np.testing.assert_array_equal(labels, y)
 
 
 def test_bad_split(tmp_path):

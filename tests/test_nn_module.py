@@ -115,6 +115,51 @@ def test_shape_mismatch_names_parameter_and_both_shapes():
         np.testing.assert_array_equal(net.state_dict()[k], v)
 
 
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((3,), np.complex64) + 1j, r"head\.bias.*complex64"),         # not cut to its real part
+    (np.array(["a", "b", "c"]), r"head\.bias.*<U1"),
+    (np.array([None, 1.0, 2.0], dtype=object), r"head\.bias.*object"),
+    ([[1.0], [2.0, 3.0]], r"head\.bias.*not an array"),
+    (np.zeros((2,), np.float32), r"size mismatch for 'head\.bias'"),
+    (np.array([1e300, 0.0, 0.0]), r"head\.bias.*overflows float32"),
+])
+def test_a_failing_load_leaves_every_entry_unchanged(bad, message):
+    """The bad value is the LAST entry of the state dict, after every other entry was
+    accepted: nothing may be written before everything has been checked."""
+    mt.manual_seed(1)
+    source = Net().state_dict()
+    assert list(source)[-1] == "head.bias"
+    source["head.bias"] = bad
+    mt.manual_seed(2)
+    net = Net()
+    before = net.state_dict()
+    with pytest.raises(ValueError, match=message):
+        net.load_state_dict(source)
+    for k, v in before.items():
+        np.testing.assert_array_equal(net.state_dict()[k], v, err_msg=k)
+
+
+def test_integer_buffers_take_integral_values_only():
+    net = Net()
+    sd = net.state_dict()
+    sd["features.1.num_batches_tracked"] = np.array(7.0)  # an integral float is fine, as in PyTorch
+    net.load_state_dict(sd)
+    assert net.features[1].num_batches_tracked.data == 7
+    for bad in (np.array(7.5), np.array(np.nan), np.array(2**70, dtype=np.float64)):
+        sd["features.1.num_batches_tracked"] = bad
+        with pytest.raises(ValueError, match="num_batches_tracked.*integers"):
+            net.load_state_dict(sd)
+    assert net.features[1].num_batches_tracked.data == 7
+
+
+def test_nan_and_inf_values_are_loaded_as_they_are():
+    net = Net()
+    sd = net.state_dict()
+    sd["head.bias"] = np.array([np.nan, np.inf, -1.0])
+    net.load_state_dict(sd)
+    np.testing.assert_array_equal(net.head.bias.data, np.array([np.nan, np.inf, -1.0], np.float32))
+
+
 def test_missing_and_unexpected_keys_are_listed():
     sd = Net().state_dict()
     del sd["head.bias"]

@@ -84,6 +84,50 @@ def test_optimizer_state_dict_round_trip():
     np.testing.assert_allclose(q.data, p.data)
 
 
+def _adam_after_one_step():
+    p, q = _param([1.0, 2.0]), _param([3.0])
+    opt = optim.Adam([{"params": [p]}, {"params": [q], "lr": 0.5}], lr=0.1)
+    p.grad, q.grad = np.array([1.0, 1.0]), np.array([1.0])
+    opt.step()
+    return opt
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda sd: sd["state"].update({7: {"step": 1}}), "parameter 7 matches no parameter"),
+    (lambda sd: sd["state"][1].update(exp_avg=np.zeros(3)), r"state\[1\]\['exp_avg'\] has shape \(3,\)"),
+    (lambda sd: sd["state"][1].update(exp_avg=np.array(["x"])), "dtype <U1"),
+    (lambda sd: sd["param_groups"].pop(), "different number of parameter groups"),
+    (lambda sd: sd["param_groups"][1]["params"].append(5), "doesn't match the size of optimizer's group"),
+    (lambda sd: sd.pop("state"), "'state' and 'param_groups'"),
+])
+def test_a_failing_optimizer_load_changes_nothing(corrupt, message):
+    """Every group's settings come first in the state dict and the bad part last: a load
+    that raises must leave both the settings and the state as they were."""
+    saved = _adam_after_one_step().state_dict()
+    for group in saved["param_groups"]:
+        group["lr"] = 9.0
+    corrupt(saved)
+    opt = _adam_after_one_step()
+    before = opt.state_dict()
+    with pytest.raises(ValueError, match=message):
+        opt.load_state_dict(saved)
+    after = opt.state_dict()
+    assert [g["lr"] for g in after["param_groups"]] == [0.1, 0.5]
+    assert after["state"].keys() == before["state"].keys()
+    for index, entries in before["state"].items():
+        for key, value in entries.items():
+            np.testing.assert_array_equal(after["state"][index][key], value)
+
+
+def test_optimizer_load_casts_buffers_to_the_parameter_dtype():
+    saved = _adam_after_one_step().state_dict()
+    saved["state"][0]["exp_avg"] = saved["state"][0]["exp_avg"].astype(np.float32)
+    opt = _adam_after_one_step()
+    opt.load_state_dict(saved)
+    p = opt.param_groups[0]["params"][0]
+    assert opt.state[id(p)]["exp_avg"].dtype == p.dtype
+
+
 def test_step_lr_follows_the_paper_schedule():
     opt = optim.SGD([_param([0.0])], lr=0.01)
     sched = optim.StepLR(opt, step_size=3, gamma=0.1)

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from ..files import FileFormatError, atomic_write
 from .idx import read_idx
 
 __all__ = [
@@ -116,17 +115,16 @@ def md5sum(path: str | os.PathLike) -> str:
 
 def _fetch(url: str, dest: Path, md5: str, opener: Callable) -> None:
     """Download ``url`` to ``dest`` through a temporary file in the same folder."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, opener(url) as response:
-            shutil.copyfileobj(response, out)
-        got = md5sum(tmp)
-        if got != md5:
-            raise DownloadError(f"{url}: MD5 {got} does not match the official {md5}")
-        os.replace(tmp, dest)  # atomic: dest is either absent or complete
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    def download(out):
+        digest = hashlib.md5()
+        with opener(url) as response:
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != md5:  # raising here leaves dest absent: it is either absent or complete
+            raise DownloadError(f"{url}: MD5 {digest.hexdigest()} does not match the official {md5}")
+
+    atomic_write(dest, download)
 
 
 def _urlopen(url: str):
@@ -174,7 +172,8 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
     Searches :func:`search_dirs`; if nothing is found and ``download`` is true,
     downloads into the first of data_dir / $MINSTN_DATA / cache folder. Raises
     :class:`MNISTNotFoundError` (a FileNotFoundError) naming the folders and files
-    when the data cannot be had, and ``ValueError`` on malformed or inconsistent files.
+    when the data cannot be had, and :class:`~minstn.files.FileFormatError` (a
+    ValueError) naming the file on malformed or inconsistent files.
     """
     _split_names(split)  # validate split before touching the disk
     dirs = search_dirs(data_dir)
@@ -189,11 +188,11 @@ def load_mnist(split: str = "train", data_dir: str | os.PathLike | None = None,
     image_path, label_path = _find_split(folder, split)
     images, labels = read_idx(image_path), read_idx(label_path)
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"{image_path}: expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
-    if labels.ndim != 1:
-        raise ValueError(f"{label_path}: expected labels (N,), got shape {labels.shape}")
+        raise FileFormatError(image_path, f"expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or (labels.size and labels.min() < 0):
+        raise FileFormatError(label_path, f"expected class indices (N,) >= 0, got {labels.dtype} {labels.shape}")
     if len(images) != len(labels):
-        raise ValueError(f"{image_path} has {len(images)} images but {label_path} has {len(labels)} labels")
+        raise FileFormatError(image_path, f"has {len(images)} images but {label_path} has {len(labels)} labels")
     return images, labels.astype(np.int64)
 
 

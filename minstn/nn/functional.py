@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ..autograd import Function, Tensor, array_of, as_tensor
 from ..kernels import layers as K
 from ..ops import relu, sigmoid, tanh
@@ -26,13 +27,8 @@ conv_output_size = K.conv_output_size
 
 
 def pair(value, name: str = "value") -> tuple:
-    """``3 -> (3, 3)``; ``(3, 5)`` stays; used for kernel sizes, strides, paddings."""
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    value = tuple(int(v) for v in value)
-    if len(value) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value}")
-    return value
+    """``3 -> (3, 3)``; ``(3, 5)`` stays; used for kernel sizes, strides, paddings (ints only)."""
+    return checks.int_pair(value, name, "pair")
 
 
 def _optional(t):
@@ -85,7 +81,7 @@ class Conv2d(Function):
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
     """2-D convolution of ``x`` (N, C, H, W) with ``weight`` (O, C, kh, kw), as in PyTorch."""
     return Conv2d.apply(as_tensor(x), as_tensor(weight), _optional(bias),
-                        pair(stride, "stride"), pair(padding, "padding"))
+                        checks.stride(stride, "conv2d"), checks.padding(padding, "conv2d"))
 
 
 # ---------------------------------------------------------------------------
@@ -94,8 +90,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
 
 
 def _pool_geometry(x: np.ndarray, kernel_size, stride) -> tuple:
-    kernel = pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else pair(stride, "stride")
+    kernel = checks.kernel_size(kernel_size, "pooling", pooling=True)
+    stride = kernel if stride is None else checks.stride(stride, "pooling", pooling=True)
     if x.ndim != 4:
         raise ValueError(f"pooling expects an input of shape (N, C, H, W), got {x.shape}")
     return kernel, stride
@@ -183,8 +179,7 @@ def dropout(x, p: float = 0.5, training: bool = True) -> Tensor:
     The mask comes from the shared generator (``mt.manual_seed``). In eval mode
     (``training=False``) or with ``p=0`` it is the identity.
     """
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    checks.probability(p, "dropout")
     x = as_tensor(x)
     if not training or p == 0:
         return x
@@ -227,6 +222,13 @@ def softmax(x, dim: int = -1) -> Tensor:
     return log_softmax(x, dim).exp()
 
 
+def _require_batch_of_logits(logits, op: str) -> None:
+    shape = np.shape(array_of(logits))
+    if len(shape) != 2:
+        hint = " (one sample? pass logits[None] and a target of shape (1,))" if len(shape) == 1 else ""
+        raise ValueError(f"{op}: logits must have shape (N, classes), got {shape}{hint}")
+
+
 def _check_targets(logits: Tensor, target: np.ndarray) -> np.ndarray:
     if logits.ndim != 2:
         raise ValueError(f"logits must have shape (N, classes), got {logits.shape}")
@@ -249,6 +251,7 @@ def nll_loss(log_probs, target) -> Tensor:
 
 def cross_entropy(logits, target) -> Tensor:
     """Mean cross-entropy of ``logits`` (N, classes) against integer ``target`` (N,)."""
+    _require_batch_of_logits(logits, "cross_entropy")
     return nll_loss(log_softmax(logits, dim=1), target)
 
 

@@ -13,6 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import checks
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -55,8 +56,9 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        _add_weight_and_bias(self, (out_features, in_features), bias)
+        self.in_features = checks.positive_int(in_features, "in_features", "Linear")
+        self.out_features = checks.positive_int(out_features, "out_features", "Linear")
+        _add_weight_and_bias(self, (self.out_features, self.in_features), bias)
 
     def reset_parameters(self) -> None:
         _reset_like_pytorch(self.weight, self.bias)
@@ -73,11 +75,12 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True):
         super().__init__()
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = F.pair(kernel_size, "kernel_size")
-        self.stride = F.pair(stride, "stride")
-        self.padding = F.pair(padding, "padding")
-        _add_weight_and_bias(self, (out_channels, in_channels, *self.kernel_size), bias)
+        self.in_channels = checks.positive_int(in_channels, "in_channels", "Conv2d")
+        self.out_channels = checks.positive_int(out_channels, "out_channels", "Conv2d")
+        self.kernel_size = checks.kernel_size(kernel_size, "Conv2d")
+        self.stride = checks.stride(stride, "Conv2d")
+        self.padding = checks.padding(padding, "Conv2d")
+        _add_weight_and_bias(self, (self.out_channels, self.in_channels, *self.kernel_size), bias)
 
     def reset_parameters(self) -> None:
         _reset_like_pytorch(self.weight, self.bias)
@@ -99,7 +102,11 @@ class _Pool2d(Module):
 
     def __init__(self, kernel_size, stride=None):
         super().__init__()
-        self.kernel_size = kernel_size
+        owner = type(self).__name__
+        checks.kernel_size(kernel_size, owner, pooling=True)
+        if stride is not None:
+            checks.stride(stride, owner, pooling=True)
+        self.kernel_size = kernel_size  # kept as given, as PyTorch does (an int prints as an int)
         self.stride = kernel_size if stride is None else stride
 
     def extra_repr(self) -> str:
@@ -140,8 +147,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+        checks.probability(p, type(self).__name__)
         self.p = p
 
     def forward(self, x):
@@ -156,7 +162,11 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = checks.integer(start_dim, "start_dim", "Flatten")
+        self.end_dim = checks.integer(end_dim, "end_dim", "Flatten")
+        start, end = self.start_dim, self.end_dim
+        if (start < 0) == (end < 0) and start > end:  # comparable without knowing the input's rank
+            raise ValueError("Flatten: flatten() has invalid args: start_dim cannot come after end_dim")
 
     def forward(self, x):
         return x.flatten(self.start_dim, self.end_dim)
@@ -211,7 +221,10 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True):
         super().__init__()
-        self.num_features, self.eps, self.momentum, self.affine = int(num_features), eps, momentum, affine
+        num_features = checks.positive_int(num_features, "num_features", "BatchNorm2d")
+        checks.positive_number(eps, "eps", "BatchNorm2d")
+        checks.unit_interval(momentum, "momentum", "BatchNorm2d")
+        self.num_features, self.eps, self.momentum, self.affine = num_features, eps, momentum, affine
         if affine:
             self.weight = Parameter(np.ones(num_features, dtype=np.float32))
             self.bias = Parameter(np.zeros(num_features, dtype=np.float32))

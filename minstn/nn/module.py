@@ -279,8 +279,10 @@ class Module:
         Values may be ndarrays, Tensors or anything ``np.asarray`` accepts (e.g. a
         torch tensor after ``.detach()``). Everything is checked before anything is
         written: with ``strict=True`` missing or unexpected names raise RuntimeError (as in
-        PyTorch), listing them; a shape mismatch always raises ValueError naming the entry and both shapes.
-        Returns ``(missing_keys, unexpected_keys)``.
+        PyTorch), listing them; a shape mismatch always raises ValueError naming the entry and both shapes,
+        and so does a value that would not survive the copy (complex, text, objects; for an integer
+        buffer, a non-integral float; a finite value that overflows the parameter's dtype). NaN and
+        inf are values like any other and are loaded. Returns ``(missing_keys, unexpected_keys)``.
         """
         own = self._state_tensors()
         missing = [k for k in own if k not in state_dict]
@@ -296,14 +298,7 @@ class Module:
         for name, target in own.items():
             if name not in state_dict:
                 continue
-            value = state_dict[name]
-            value = np.asarray(array_of(value))
-            if value.shape != target.shape:
-                raise ValueError(
-                    f"size mismatch for {name!r}: the state dict has shape {value.shape}, "
-                    f"the model has shape {target.shape}"
-                )
-            arrays[name] = value
+            arrays[name] = _loadable(name, state_dict[name], target)
         for name, value in arrays.items():
             own[name].data[...] = value  # in place: optimisers keep their references
         return IncompatibleKeys(missing, unexpected)
@@ -330,6 +325,34 @@ class Module:
         for name, child in children:
             lines.append(f"({name}): " + repr(child).replace("\n", "\n  "))
         return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"
+
+
+def _loadable(name: str, value, target: Tensor) -> np.ndarray:
+    """``value`` converted to ``target``'s dtype, or ValueError naming ``name``: the checks
+    that let ``load_state_dict`` write nothing unless it can write everything."""
+    try:
+        value = np.asarray(array_of(value))
+    except (TypeError, ValueError, RuntimeError) as err:  # ragged lists, torch tensors that need grad...
+        raise ValueError(f"value for {name!r} is not an array: {err}") from None
+    if value.shape != target.shape:
+        raise ValueError(
+            f"size mismatch for {name!r}: the state dict has shape {value.shape}, "
+            f"the model has shape {target.shape}"
+        )
+    if value.dtype.kind not in "biuf":  # complex would lose its imaginary part; text, objects: not numbers
+        raise ValueError(f"value for {name!r} has dtype {value.dtype}; {target.dtype} needs real numbers")
+    if not target.data.flags.writeable:
+        raise ValueError(f"{name!r} is read-only in the model")
+    with np.errstate(over="ignore", invalid="ignore"):
+        converted = value.astype(target.dtype)
+    if target.dtype.kind in "iu" and value.dtype.kind == "f" and not np.array_equal(converted, value):
+        raise ValueError(f"value for {name!r} holds non-integral or non-finite numbers; "
+                         f"{target.dtype} needs integers")
+    if target.dtype.kind in "iu" and value.dtype.kind in "iu" and not np.array_equal(converted, value):
+        raise ValueError(f"value for {name!r} does not fit in {target.dtype}")
+    if target.dtype.kind == "f" and np.any(np.isfinite(value) & ~np.isfinite(converted)):
+        raise ValueError(f"value for {name!r} overflows {target.dtype}")
+    return converted
 
 
 def _as_buffer(value) -> Tensor:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import sampling
+from .. import checks, sampling
 from ..autograd import Tensor, as_tensor, no_grad
+from ..kernels.pixel import MODES, PADDINGS
 from ..transforms import TRANSFORMS
 from . import init
-from .functional import pair
 from .layers import Linear
 from .module import Module
 
@@ -36,6 +36,19 @@ def _transform_spec(transform):
     if transform not in TRANSFORMS:
         raise ValueError(f"unknown transform {transform!r}; choose one of {sorted(TRANSFORMS)}")
     return TRANSFORMS[transform]
+
+
+def _positive_pair(value, name: str) -> tuple:
+    h, w = checks.int_pair(value, name, "SpatialTransformer")
+    if h < 1 or w < 1:
+        raise ValueError(f"SpatialTransformer: {name} must be positive, got {(h, w)}")
+    return h, w
+
+
+def _in_shape(in_shape) -> tuple:
+    if not isinstance(in_shape, (tuple, list)) or len(in_shape) != 3:
+        raise ValueError(f"SpatialTransformer: in_shape must be (C, H, W) of one input, got {in_shape!r}")
+    return tuple(checks.positive_int(v, "in_shape", "SpatialTransformer") for v in in_shape)
 
 
 class SpatialTransformer(Module):
@@ -71,7 +84,9 @@ class SpatialTransformer(Module):
         super().__init__()
         self.spec = _transform_spec(transform)
         self.transform = transform if isinstance(transform, str) else getattr(transform, "name", "custom")
-        self.out_size = None if out_size is None else pair(out_size, "out_size")
+        self.out_size = None if out_size is None else _positive_pair(out_size, "out_size")
+        checks.choice(padding_mode, tuple(PADDINGS), "padding_mode", "SpatialTransformer")
+        checks.choice(mode, tuple(MODES), "mode", "SpatialTransformer")
         self.align_corners, self.padding_mode, self.mode = bool(align_corners), padding_mode, mode
         self.localisation = localisation
         if features is None:
@@ -80,8 +95,8 @@ class SpatialTransformer(Module):
                     "SpatialTransformer needs to know the size of the localisation features: pass "
                     "features=F (the localisation net outputs (N, F)) or in_shape=(C, H, W) of one input"
                 )
-            features = self._infer_features(localisation, in_shape)
-        self.features = int(features)
+            features = self._infer_features(localisation, _in_shape(in_shape))
+        self.features = checks.positive_int(features, "features", "SpatialTransformer")
         self.regression = Linear(self.features, self.spec.n_params)
         self.reset_to_identity()
         self.last_theta = None

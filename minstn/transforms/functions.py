@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ..autograd import Function, Tensor, as_tensor
 from . import grids
 
@@ -42,13 +43,14 @@ def _params(x, name: str, tail: tuple) -> Tensor:
 
 
 def _size(size, n: int) -> tuple:
-    """``size = (N, C, H, W)`` as in ``F.affine_grid``; N must match the parameters."""
+    """``size = (N, C, H, W)`` as in ``F.affine_grid``; N must match the parameters (N = 0
+    is an empty batch)."""
     try:
-        size = tuple(int(s) for s in size)
+        size = tuple(checks.integer(s, "size", "grid") for s in size)
     except TypeError:
-        raise ValueError(f"size must be a tuple (N, C, H, W); got {size!r}") from None
-    if len(size) != 4 or min(size) < 1:
-        raise ValueError(f"size must be (N, C, H, W) with every entry >= 1; got {size}")
+        raise ValueError(f"size must be a tuple of ints (N, C, H, W); got {size!r}") from None
+    if len(size) != 4 or min(size[:2]) < 0 or min(size[2:]) < 1:
+        raise ValueError(f"size must be (N, C, H, W) with N, C >= 0 and H, W >= 1; got {size}")
     if size[0] != n:
         raise ValueError(f"size[0] = {size[0]} does not match the batch of {n} parameter sets")
     return size

@@ -22,6 +22,7 @@ import functools
 
 import numpy as np
 
+from .. import checks
 from ..kernels.pixel import base_coordinates
 
 __all__ = [
@@ -47,7 +48,7 @@ __all__ = [
 
 def _hw(size) -> tuple[int, int]:
     """(H_out, W_out) from ``size`` = (N, C, H, W) as in ``affine_grid``, or (H, W)."""
-    size = tuple(int(s) for s in size)
+    size = tuple(checks.integer(s, "size", "grid") for s in size)
     if len(size) not in (2, 4) or min(size[-2:]) < 1:
         raise ValueError(f"size must be (N, C, H, W) or (H, W) with H, W >= 1; got {size}")
     return size[-2], size[-1]
@@ -105,12 +106,12 @@ def attention_grid_backward(grad_grid: np.ndarray, size, align_corners: bool = F
     """
     grad_grid = np.asarray(grad_grid)
     base = base_grid(size, align_corners, grad_grid.dtype)
-    n = grad_grid.shape[0]
+    n, pixels = grad_grid.shape[0], base.shape[0] * base.shape[1]  # no -1 in reshape: n may be 0
     grad = np.empty((n, 3), dtype=grad_grid.dtype)
     # sum over pixels of g_x x_t + g_y y_t: one dot product per sample
-    grad[:, 0] = grad_grid.reshape(n, -1) @ base.reshape(-1)
+    grad[:, 0] = grad_grid.reshape(n, 2 * pixels) @ base.reshape(-1)
     # sum over pixels of (g_x, g_y), as ones @ g: NumPy's strided .sum(axis=1) is ~100x slower here
-    grad[:, 1:] = np.ones(base.shape[0] * base.shape[1], grad_grid.dtype) @ grad_grid.reshape(n, -1, 2)
+    grad[:, 1:] = np.ones(pixels, grad_grid.dtype) @ grad_grid.reshape(n, pixels, 2)
     return grad
 
 
@@ -184,9 +185,9 @@ def projective_grid_backward(grad_grid: np.ndarray, theta: np.ndarray, size,
     n = grad_grid.shape[0]
     coeffs = np.stack([x.ravel(), y.ravel(), np.ones(x.size, x.dtype)], axis=1)
     grad = np.empty((n, 8), dtype=grad_grid.dtype)
-    grad[:, 0:3] = gx.reshape(n, -1) @ coeffs  # d/d(t0, t1, t2)
-    grad[:, 3:6] = gy.reshape(n, -1) @ coeffs  # d/d(t3, t4, t5)
-    grad[:, 6:8] = gden.reshape(n, -1) @ coeffs[:, :2]  # d/d(t6, t7)
+    grad[:, 0:3] = gx.reshape(n, x.size) @ coeffs  # d/d(t0, t1, t2); x.size, not -1: n may be 0
+    grad[:, 3:6] = gy.reshape(n, x.size) @ coeffs  # d/d(t3, t4, t5)
+    grad[:, 6:8] = gden.reshape(n, x.size) @ coeffs[:, :2]  # d/d(t6, t7)
     return grad
 
 
@@ -196,7 +197,9 @@ def projective_grid_backward(grad_grid: np.ndarray, theta: np.ndarray, size,
 
 
 def _grid_shape(grid_shape) -> tuple[int, int]:
-    gh, gw = (int(g) for g in grid_shape)
+    if not isinstance(grid_shape, (tuple, list)) or len(grid_shape) != 2:
+        raise ValueError(f"grid_shape must be (rows, cols); got {grid_shape!r}")
+    gh, gw = (checks.integer(g, "grid_shape", "tps") for g in grid_shape)  # 2.5 is refused, not cut to 2
     if gh < 2 or gw < 2:
         # a single row or column of control points is collinear: L is singular
         raise ValueError(f"grid_shape must be (rows, cols) with both >= 2; got {tuple(grid_shape)}")

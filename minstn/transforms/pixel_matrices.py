@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
+
 __all__ = [
     "normaliser",
     "pixel_matrix_from_theta",
@@ -41,6 +43,12 @@ def _axis_scale(n: int, align_corners: bool) -> float:
     return (n - 1) / 2 if align_corners else n / 2
 
 
+def _sizes(hw) -> tuple[int, int]:
+    """``(H, W)`` as ints; a float such as 27.5 is refused rather than cut to 27."""
+    h, w = hw
+    return checks.integer(h, "H", "pixel size"), checks.integer(w, "W", "pixel size")
+
+
 def normaliser(hw, align_corners: bool = False) -> np.ndarray:
     """The ``3x3`` matrix ``D`` taking normalised ``(x, y, 1)`` to pixel ``(ix, iy, 1)``.
 
@@ -49,7 +57,7 @@ def normaliser(hw, align_corners: bool = False) -> np.ndarray:
     with ``a = (W - 1) / 2`` or ``W / 2``. Note the centre of the image is the
     normalised origin in both conventions.
     """
-    h, w = (int(v) for v in hw)
+    h, w = _sizes(hw)
     return np.array([
         [_axis_scale(w, align_corners), 0.0, (w - 1) / 2],
         [0.0, _axis_scale(h, align_corners), (h - 1) / 2],
@@ -154,7 +162,7 @@ def pixel_offsets_to_normalised(offsets_px, hw, align_corners: bool = False) -> 
     One pixel is ``1 / a`` normalised units (``a`` = W/2, or (W-1)/2 with
     align_corners=True), per axis; e.g. the E distortion's N(0, 1.5 px) TPS moves.
     """
-    h, w = (int(v) for v in hw)
+    h, w = _sizes(hw)
     offsets_px = np.asarray(offsets_px, dtype=np.float64)
     scale = np.array([_axis_scale(w, align_corners), _axis_scale(h, align_corners)])
     if (scale == 0).any():
@@ -170,8 +178,9 @@ def aspect_factors(h: int, w: int, align_corners: bool = False) -> tuple[float, 
     ``x' = c x - s (a_h / a_w) y`` and ``y' = s (a_w / a_h) x + c y``. On a square
     image both factors are 1 and this is PyTorch's plain ``[[c, -s], [s, c]]``.
     """
-    a_w = _axis_scale(int(w), align_corners) or 1.0  # size-1 axis with align_corners: no extent
-    a_h = _axis_scale(int(h), align_corners) or 1.0
+    h, w = _sizes((h, w))
+    a_w = _axis_scale(w, align_corners) or 1.0  # size-1 axis with align_corners: no extent
+    a_h = _axis_scale(h, align_corners) or 1.0
     return a_h / a_w, a_w / a_h
 
 

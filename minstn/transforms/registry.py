@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .. import sampling
+from . import grids
 from .builders import affine_from_params
 from .functions import attention_grid, projective_grid, tps_grid
 
@@ -55,14 +56,14 @@ def _tps_grid(grid_shape):
         if p.ndim != 2 or p.shape[1] != n_params:
             raise ValueError(f"params must have shape (N, {n_params}); got {tuple(p.shape)}")
         # flat layout: (dx0, dy0, dx1, dy1, ...), control points row-major
-        return tps_grid(p.reshape(p.shape[0], -1, 2), size, grid_shape, align_corners)
+        return tps_grid(p.reshape(p.shape[0], n_params // 2, 2), size, grid_shape, align_corners)
 
     return make
 
 
 def tps_spec(grid_shape=(4, 4)) -> TransformSpec:
     """A TPS spec for another control grid (``TRANSFORMS["tps"]`` is 4x4)."""
-    gh, gw = (int(g) for g in grid_shape)
+    gh, gw = grids._grid_shape(grid_shape)
     k = gh * gw
     return TransformSpec(f"tps{gh}x{gw}", 2 * k, (0.0,) * (2 * k), _tps_grid((gh, gw)),
                          f"thin plate spline, {gh}x{gw} control points, flat (dx, dy) offsets")
