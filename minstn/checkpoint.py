@@ -29,7 +29,7 @@ import numpy as np
 
 from .files import FileFormatError, atomic_write
 
-__all__ = ["save_checkpoint", "load_state", "load_weights", "load_config", "write_json", "save_arrays",
+__all__ = ["save_checkpoint", "load_state", "load_weights", "load_config", "write_json", "save_arrays", "load_arrays",
            "CheckpointError", "MODEL_FILE", "CONFIG_FILE"]
 
 MODEL_FILE = "model.npz"
@@ -160,12 +160,22 @@ def _read_npz(data: bytes) -> dict[str, np.ndarray]:
     return state
 
 
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The named arrays of an ``.npz`` file written by :func:`save_arrays`, each checked whole."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found")
+    try:
+        return _read_npz(path.read_bytes())
+    except _ARCHIVE_ERRORS as err:
+        raise CheckpointError(path, f"not a readable array file ({type(err).__name__}: {err})") from None
+
+
 def load_state(folder: str | os.PathLike) -> dict[str, np.ndarray]:
     """The state dict in ``folder/model.npz``: name -> array, each checked whole (see above)."""
     path = _existing(folder, MODEL_FILE)
-    data = path.read_bytes()
     try:
-        return _read_npz(data)
+        return _read_npz(path.read_bytes())
     except _ARCHIVE_ERRORS as err:
         raise CheckpointError(path, f"not a readable state dict ({type(err).__name__}: {err})") from None
 

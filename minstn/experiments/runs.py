@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import CONFIG_FILE, MODEL_FILE, save_arrays
+from ..checkpoint import CONFIG_FILE, MODEL_FILE, CheckpointError, load_arrays, save_arrays
 from ..random import generator
 from .console import UsageError
 
@@ -96,14 +96,17 @@ def save_resume_state(out: Path, epoch: int, model, optimizer, scheduler, extra:
 def load_resume_state(out: Path, model, optimizer, scheduler) -> dict:
     """Load ``resume.npz`` into ``model``, ``optimizer`` and ``scheduler`` (and the shared
     generator); returns its JSON part (``epoch`` and what ``save_resume_state`` got as ``extra``)."""
-    with np.load(out / RESUME_FILE, allow_pickle=False) as npz:
-        meta = json.loads(str(npz["meta"]))
-        model.load_state_dict({k[len("model/"):]: npz[k] for k in npz.files if k.startswith("model/")})
+    arrays = load_arrays(out / RESUME_FILE)
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+        model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")})
         state = {int(i): dict(entries) for i, entries in meta["optimizer_state"].items()}
-        for k in npz.files:
-            if k.startswith("optimizer/"):
-                _, index, key = k.split("/", 2)
-                state.setdefault(int(index), {})[key] = np.array(npz[k])
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        raise CheckpointError(out / RESUME_FILE, f"does not describe this run ({type(err).__name__}: {err})") from None
+    for k, v in arrays.items():
+        if k.startswith("optimizer/"):
+            _, index, key = k.split("/", 2)
+            state.setdefault(int(index), {})[key] = v
     groups = [dict(g, betas=tuple(g["betas"])) if "betas" in g else g for g in meta["param_groups"]]
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     if scheduler is not None:

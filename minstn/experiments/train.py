@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..backend import set_backend
-from ..checkpoint import load_config, load_state, save_checkpoint, write_json
+from ..checkpoint import load_config, load_weights, save_checkpoint, write_json
 from ..data import (DATASETS, DISTORTIONS, distortion_seed, input_size, load_digits, prepare_images,
                     resolve_dataset)
 from ..models import MODELS as _MODEL_BUILDERS
@@ -307,11 +307,18 @@ def train(config: TrainConfig | None = None, announce=say, resume: bool = False,
     return metrics
 
 
+# The settings a `minstn train` checkpoint must hold, with their types (checked on loading).
+REQUIRED_SETTINGS = {"model": str, "transform": str, "in_size": int, "dataset": str, "distortion": str,
+                     "seed": int, "train_size": int, "test_size": int, "data_dir": (str, type(None)),
+                     "backend": (str, type(None))}
+
+
 def load_model(checkpoint_dir: str | Path):
-    """Rebuild the model described by ``config.json`` and load ``model.npz`` into it."""
-    config = load_config(checkpoint_dir)
+    """Rebuild the model described by ``config.json`` and load ``model.npz`` into it; a
+    file that is missing a setting, broken or does not fit raises CheckpointError."""
+    config = load_config(checkpoint_dir, required=REQUIRED_SETTINGS)
     model = make_model(config, config["in_size"])
-    model.load_state_dict(load_state(checkpoint_dir))
+    load_weights(checkpoint_dir, model)
     return model, config
 
 
@@ -344,7 +351,7 @@ def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=s
         raise ValueError(f"evaluate: unknown data options {sorted(unknown)}; choose from {DATA_OPTIONS}")
     folder = Path(checkpoint_dir)
     saved = load_config(folder)
-    if "cell" in saved:
+    if "cell" in saved and "dataset" not in saved:
         raise UsageError(f"{folder} is a cell of `minstn reproduce` ({saved['cell']} on {saved.get('distortion')}), "
                          f"not a `minstn train` run: its result is in {folder / METRICS_FILE}")
     status = _run_status(folder)

@@ -14,7 +14,7 @@ import math
 import time
 from pathlib import Path
 
-from ...checkpoint import load_config, load_state, save_checkpoint, write_json
+from ...checkpoint import load_config, load_weights, save_checkpoint, write_json
 from ...data import distortion_seed, load_digits, mnist_addition, prepare_images, resolve_dataset
 from ...models import build_model, count_parameters
 from ...random import manual_seed
@@ -128,10 +128,10 @@ def run_cell(cell: Cell, budget: Budget, distortion: str, data: dict, settings: 
 
 def load_cell_model(folder: Path):
     """Rebuild a finished cell's model from its checkpoint."""
-    config = load_config(folder)
+    config = load_config(folder, required={"cell": str, "in_size": int, "num_classes": int, "in_channels": int})
     cell = parse_cell(config["cell"])
     model = build_cell_model(cell, config["in_size"], config["num_classes"], config["in_channels"])
-    model.load_state_dict(load_state(folder))
+    load_weights(folder, model)
     return model, config
 
 

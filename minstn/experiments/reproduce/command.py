@@ -19,9 +19,9 @@ import argparse
 import os
 import sys
 import time
-import zipfile
 from pathlib import Path
 
+from ...checkpoint import CheckpointError
 from ..console import check_data_dir, non_negative_int, positive_int, say
 from .budgets import BUDGETS, Budget, capped, cell_settings
 from .cells import column_data, load_budget_digits, run_cell
@@ -49,7 +49,7 @@ def _draw(figure, folder: Path, *args, announce) -> bool:
     try:
         figure(folder, *args)
         return True
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+    except (OSError, CheckpointError) as err:   # a missing file, or one that cannot be read
         announce(f"warning: no figure for {folder.name}: its checkpoint cannot be read ({err}); "
                  f"delete {folder} to train the cell again")
         return False
