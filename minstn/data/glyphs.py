@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .memory import check_memory
 from .warp import kernels, rotation_matrix, warp_affine, warp_grid
 
 __all__ = ["load_glyphs", "glyph_prototypes", "FONTS"]
@@ -153,6 +154,8 @@ def load_glyphs(split: str = "train", n: int | None = None, seed: int = 0) -> tu
     if split not in _SPLIT_STREAM:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     n = DEFAULT_SIZE[split] if n is None else int(n)
+    # the drawings, their warps and the digits: about 40 KB per digit at the peak
+    check_memory(40_000 * n, f"drawing {n:,} glyph digits")
     rng = np.random.default_rng([int(seed), _SPLIT_STREAM[split], 0x9157])
     protos = glyph_prototypes()
     n_fonts, _, n_strokes = protos.shape[:3]

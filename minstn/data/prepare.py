@@ -20,6 +20,7 @@ import numpy as np
 
 from .distort import OUTPUT_SIZE, distort, to_float_batch
 from .glyphs import load_glyphs
+from .memory import check_memory
 from .mnist import find_mnist, load_mnist, search_dirs, split_files
 
 __all__ = ["DataSplit", "DATASETS", "DISTORTIONS", "resolve_dataset", "load_digits", "input_size", "digits_digest",
@@ -123,6 +124,8 @@ def prepare_images(images: np.ndarray, distortion: str, seed: int, epoch: int = 
     ``distort`` is deterministic in ``(seed, epoch)``: training calls it with the epoch
     number (a fresh distortion each epoch), the test set once, from another seed.
     """
+    side = input_size(distortion)
+    check_memory(3 * 4 * side * side * len(images), f"{len(images):,} {distortion} images of {side}x{side} floats")
     if distortion == "none":
         return to_float_batch(images)
     return distort(images, distortion, seed=seed, epoch=epoch)

@@ -247,10 +247,13 @@ def main(argv=None) -> int:
         if args.debug:
             traceback.print_exc()
         usage = isinstance(err, UsageError)
-        kind = "" if usage or isinstance(err, (ValueError, OSError, RuntimeError)) else f"{type(err).__name__}: "
         if isinstance(err, MemoryError):
-            err = f"not enough memory ({err or 'an allocation failed'}); try smaller sizes"
-        print(f"minstn {args.command}: error: {kind}{err}", file=sys.stderr)
+            message = f"not enough memory: {err or 'an allocation failed'}; try smaller sizes"
+        elif usage or isinstance(err, (ValueError, OSError, RuntimeError)):
+            message = str(err)
+        else:
+            message = f"{type(err).__name__}: {err}"
+        print(f"minstn {args.command}: error: {message}", file=sys.stderr)
         return 2 if usage else 1
     finally:
         signal.signal(signal.SIGINT, previous[0])
