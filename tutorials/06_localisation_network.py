@@ -1,12 +1,17 @@
 # %% [markdown]
 # # 06 · Localisation networks: watching a transformer learn (Figure 1 of the paper)
 #
+# **Study time** about 45 min, plus the training run (see the teacher's page) ·
+# **Prerequisites** 03, 04, 05; a classifier trained with cross-entropy ·
+# **Paper** section 3, section 4.1, Figure 1
+#
 # Nobody tells a spatial transformer what theta should be. It sits in front of a
 # classifier, and the classification loss, flowing back through the sampler
 # (tutorial 05) and the grid generator, trains its localisation network to
 # produce whatever transform makes classification easiest. On digits that are
 # rotated, scaled and placed anywhere on a 42x42 canvas (the paper's RTS data),
-# that turns out to be: find the digit, centre it, undo the rotation, zoom in.
+# that turns out to be: find the digit, centre it and zoom in on it (and, given
+# more training than a tutorial affords, undo the rotation too).
 #
 # **You will learn**
 #
@@ -15,8 +20,8 @@
 #    `SpatialTransformer` + an FCN classifier;
 # 2. to write the training loop yourself (forward, cross-entropy, backward, step);
 # 3. to watch theta and the transformed digits evolve epoch by epoch (Figure 1);
-# 4. to *measure* what the transformer learned: its outputs are more centred and
-#    more alike in size than its inputs.
+# 4. to *measure* what the transformer learned: its outputs are more centred than its
+#    inputs, and it zooms in.
 
 # %%
 import time
@@ -87,7 +92,7 @@ def error_rate(model, x, y):
 # few epochs a tutorial can afford.
 optimizer = optim.Adam(model.parameters(), lr=LR)
 snapshots = [transformer_view(model, watch)]  # epoch 0: the identity
-history = []
+history = []                                  # one dict per epoch
 start = time.perf_counter()
 for epoch in range(1, EPOCHS + 1):
     x_train = distort(train_img, "rts", seed=0, epoch=epoch)
@@ -99,8 +104,8 @@ for epoch in range(1, EPOCHS + 1):
         optimizer.step()
         losses.append(loss.item())
     snapshots.append(transformer_view(model, watch))
-    history.append((epoch, np.mean(losses), error_rate(model, x_test, test_y)))
-    print(f"epoch {epoch:2d}  loss {history[-1][1]:.3f}  test error {100 * history[-1][2]:5.1f}%  "
+    history.append({"epoch": epoch, "loss": float(np.mean(losses)), "test_error": error_rate(model, x_test, test_y)})
+    print(f"epoch {epoch:2d}  loss {history[-1]['loss']:.3f}  test error {100 * history[-1]['test_error']:5.1f}%  "
           f"theta[0] = {np.array2string(snapshots[-1][1][0].ravel(), precision=2)}  "
           f"({time.perf_counter() - start:.0f} s)")
 
@@ -113,7 +118,8 @@ for epoch in range(1, EPOCHS + 1):
 #
 # Column 0 is the input; then the transformer's output after each epoch. Early
 # on the transformer is (almost) the identity; as training goes on it learns to
-# zoom in on the digit and bring it to the centre, and often to turn it upright.
+# zoom in on the digit and bring it to the centre; turning it upright comes last,
+# if at all in the epochs we can afford.
 
 # %%
 shown = sorted(set(np.linspace(0, EPOCHS, 5).astype(int)))
@@ -125,10 +131,10 @@ savefig(fig, "06_evolution")
 model.eval()
 with mt.no_grad():
     out = model.st(mt.tensor(watch[:1]))
-fig = grid_overlay(watch[0], model.st.last_grid[0], output=out.numpy()[0], step=3,
-                   title=r"learned $\mathcal{T}_\theta(G)$")
-savefig(fig, "06_learned_grid")
+learned_grid = model.st.last_grid[0]
 model.train()
+fig = grid_overlay(watch[0], learned_grid, output=out.numpy()[0], step=3, title=r"learned $\mathcal{T}_\theta(G)$")
+savefig(fig, "06_learned_grid")
 
 # %% [markdown]
 # ## 4. Measuring what was learned
