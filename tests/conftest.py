@@ -35,6 +35,10 @@ def course_site(tmp_path_factory):
         return folder, json.loads((folder / "build.json").read_text()), "(reused)"
     folder = tmp_path_factory.mktemp("course-site")
     env = dict(os.environ, MPLBACKEND="Agg")
+    # One thread for Numba and BLAS unless the caller set them: on a shared or small
+    # machine, oversubscribed threads make training many times slower.
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
     result = subprocess.run([sys.executable, str(ROOT / "tutorials" / "build_site.py"), str(folder), "--fast"],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=3000)
     manifest = folder / "build.json"

@@ -130,6 +130,10 @@ def test_every_page_loads_with_images_and_maths_and_no_console_error(served_site
             if shots:
                 Path(shots).mkdir(parents=True, exist_ok=True)
                 driver.save_screenshot(str(Path(shots) / f"{Path(name).stem}.png"))
+                for what, selector in (("maths", "mjx-container[display]"), ("figure", "figure img")):
+                    if driver.execute_script(f"const e = document.querySelector('{selector}'); "
+                                             "if (e) e.scrollIntoView(); return !!e;"):
+                        driver.save_screenshot(str(Path(shots) / f"{Path(name).stem}-{what}.png"))
     finally:
         driver.quit()
     assert not problems, problems

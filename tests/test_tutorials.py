@@ -44,6 +44,8 @@ def test_the_course_is_all_there():
 
 def run_as_script(number: str, figures: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, MINSTN_FAST="1", MPLBACKEND="Agg", MINSTN_FIGURES=str(figures))
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")       # as in conftest.py: no oversubscribed threads
     return subprocess.run([sys.executable, str(SOLUTIONS), number], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=1200)
 
@@ -81,7 +83,7 @@ def test_tutorial_and_its_solutions_run_in_fast_mode(path, course_site, tmp_path
     missing = [f.name for f in figures if f.read_bytes() not in shown]
     assert not missing, f"{path.name}: figures written but not shown in the notebook: {missing}"
     # No stray output: every cell prints what it means to (no echoed Module, no PosixPath).
-    stray = [c["source"][-80:] for c in nb["cells"] if c["cell_type"] == "code"
+    stray = ["".join(c["source"])[-80:] for c in nb["cells"] if c["cell_type"] == "code"
              for o in c.get("outputs", []) if o["output_type"] == "execute_result"]
     assert not stray, f"{path.name}: cells that echo a value: {stray}"
     assert "PosixPath" not in json.dumps(nb)

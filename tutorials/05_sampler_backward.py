@@ -98,7 +98,8 @@ print(f"at x={x}: eq. (7) = {dVdx_eq7_literal(x, y):.6f}, central difference = {
 # %% [markdown]
 # ## 2. Eq. (6) in the library: `grad_input` is the scatter of dL/dV
 #
-# Take `L = sum_i g_i V_i` for a random vector g. Then `dL/dU_nm = sum_i g_i k k`.
+# Take $L = \sum_i g_i V_i$ for a random vector g. Then
+# $\partial L / \partial U_{nm} = \sum_i g_i\, k(x_i - m)\, k(y_i - n)$.
 # Build the weights by hand for a few random locations and compare with what
 # `backward` puts in `U.grad`.
 

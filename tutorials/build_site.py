@@ -54,7 +54,7 @@ def solution_file(step: Path) -> Path | None:
 
 # --- 1. notebooks -------------------------------------------------------------------------
 
-EXERCISE = re.compile(r"^#{2,3} Exercise (\d+)")
+EXERCISE = re.compile(r"^#{2,3} Exercise (\d+)", re.M)   # a heading that starts an exercise
 
 
 def learner_notebook(step: Path):
@@ -77,7 +77,7 @@ def course_notebook(step: Path, solutions: bool = True):
         return nb
     exercise = None
     for cell in jupytext.read(solution).cells:
-        match = EXERCISE.match(cell.source) if cell.cell_type == "markdown" else None
+        match = EXERCISE.search(cell.source) if cell.cell_type == "markdown" else None
         exercise = int(match.group(1)) if match else exercise
         if exercise is not None:                  # the file's title cell is not shown
             cell.metadata["solution"] = exercise
@@ -132,7 +132,7 @@ def run_step(step: Path, out: Path, fast: bool, timeout: int, solutions: bool = 
 
 def exercise_numbers(nb) -> list[int]:
     return sorted({int(m.group(1)) for c in nb.cells if c.cell_type == "markdown" and "solution" not in c.metadata
-                   for m in [EXERCISE.match(c.source)] if m})
+                   for m in [EXERCISE.search(c.source)] if m})
 
 
 def step_title(step: Path) -> str:
@@ -204,7 +204,7 @@ def cells_html(nb, page_stem: str, files: dict) -> str:
                         f'(and a wrong answer the check rejects)</summary>{inner}</details>')
 
     for cell in (c for c in nb.cells if "solution" not in c.metadata):
-        match = EXERCISE.match(cell.source) if cell.cell_type == "markdown" else None
+        match = EXERCISE.search(cell.source) if cell.cell_type == "markdown" else None
         if match:
             close_exercise()
             current = int(match.group(1))
@@ -300,7 +300,8 @@ def readme_sections(names: list[str]) -> str:
     """The named sections of the project README, verbatim (the REPL walkthrough)."""
     text = (ROOT / "README.md").read_text()
     chunks = re.split(r"(?m)^(?=#{2,3} )", text)
-    return "\n".join(c for c in chunks if any(c.startswith(f"## {n}") or c.startswith(f"### {n}") for n in names))
+    picked = "\n".join(c for c in chunks if any(c.startswith(f"## {n}") or c.startswith(f"### {n}") for n in names))
+    return picked.replace("```python\n>>>", "```pycon\n>>>")     # a session: prompts, then what it printed
 
 
 def front_page(records: list[dict], fast: bool) -> str:
@@ -308,7 +309,8 @@ def front_page(records: list[dict], fast: bool) -> str:
     rows = []
     for r in records:
         facts = step_facts(HERE / f"{r['name']}.py")
-        rows.append(f"| {r['step']} | [{r['title']}]({r['name']}.html) | {facts.get('Study time', '')} | "
+        title = r["title"].split("·", 1)[-1].strip()
+        rows.append(f"| {r['step']} | [{title}]({r['name']}.html) | {facts.get('Study time', '')} | "
                     f"{facts.get('Prerequisites', '')} | {r['seconds']:.0f} s |")
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     table = ("## The steps in this build\n\n| step | title | study time | prerequisites | ran in |\n"
