@@ -118,7 +118,7 @@ def test_layers_point_down():
 
 
 def test_tutorials_import_nothing_private():
-    for path in sorted((ROOT / "tutorials").glob("*.py")):
+    for path in sorted((ROOT / "tutorials").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("minstn"):
                 assert not any(part.startswith("_") for part in node.module.split(".")), (path.name, node.module)

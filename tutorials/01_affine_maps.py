@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 01 · Affine maps and homogeneous coordinates
 #
+# **Study time** about 30 min · **Prerequisites** NumPy arrays and matrix products ·
+# **Paper** eq. (1)
+#
 # A spatial transformer (Jaderberg et al., NIPS 2015) moves pixels around with a
 # small matrix. Before any network is involved, this tutorial makes that matrix
 # familiar.
@@ -11,7 +14,8 @@
 #    `(x, y, 1)`, and how rotation, scale, shear and translation look in it;
 # 2. how maps compose (and why the order matters);
 # 3. the *direction* of the map in a spatial transformer: eq. (1) sends **output**
-#    (target) coordinates to **input** (source) coordinates, so a scale of 0.5 zooms *in*;
+#    (target) coordinates to **input** (source) coordinates, so a scale of 0.5 zooms *in*,
+#    and a rotation turns the picture the other way round from the matrix;
 # 4. normalised coordinates in [-1, 1], and what `align_corners` means, drawn.
 #
 # Run it as a script (`python tutorials/01_affine_maps.py`) or open it as a
@@ -30,14 +34,19 @@ np.set_printoptions(precision=3, suppress=True)
 # ## 1. Homogeneous coordinates
 #
 # A linear map of the plane is a 2x2 matrix, but a *translation* `p -> p + t` is not
-# linear (it moves the origin). The trick: append a 1 to every point. Then
+# linear (it moves the origin). The trick: append a 1 to every point. Then eq. (1)
+# of the paper reads
 #
-#     [x_s]   [a b tx] [x_t]
-#     [y_s] = [c d ty] [y_t]      (eq. (1) of the paper, with A_theta = [[a, b, tx], [c, d, ty]])
-#                      [ 1 ]
+# $$
+# \begin{pmatrix} x_i^s \\ y_i^s \end{pmatrix}
+# = \mathcal{T}_\theta(G_i)
+# = A_\theta \begin{pmatrix} x_i^t \\ y_i^t \\ 1 \end{pmatrix}
+# = \begin{bmatrix} \theta_{11} & \theta_{12} & \theta_{13} \\ \theta_{21} & \theta_{22} & \theta_{23} \end{bmatrix}
+#   \begin{pmatrix} x_i^t \\ y_i^t \\ 1 \end{pmatrix}
+# $$
 #
-# and translation is a matrix product like everything else. The six numbers of
-# `A_theta` are the `theta` a localisation network predicts.
+# and translation, $(\theta_{13}, \theta_{23})$, is a matrix product like everything
+# else. The six numbers of $A_\theta$ are the `theta` a localisation network predicts.
 
 # %%
 def rotation(angle_deg):
@@ -172,6 +181,58 @@ savefig(fig, "01_direction_of_the_map")
 # thick: nearest-neighbour sampling skips every other pixel, which is aliasing).
 # `translate(0.5, 0)` moved the content **left**: output pixel x reads input
 # x + 0.5, a quarter of the width further right.
+#
+# ### Which way does a rotation turn the picture?
+#
+# With y pointing down (image rows), `rotation(30)` sends the point (1, 0) to
+# (cos 30°, sin 30°), below it: a **clockwise** turn on the screen (the gallery above
+# shows the grid turned that way). But theta maps output to input: the output pixel at
+# p shows the input at $A_\theta p$, so what sits at q in the input shows up at
+# $A_\theta^{-1} q$ in the output. The picture turns the **other** way,
+# anticlockwise by 30°. Below, a bright dot right of the centre and an arrow along x.
+
+# %%
+arrow = np.zeros((16, 16))
+arrow[7:9, 3:12] = 0.6          # the shaft, along +x
+arrow[6:10, 11:13] = 1.0        # the head, right of the centre
+turned = warp_nearest(arrow, rotation(30))
+
+
+def bright_centre(im):
+    """(row, column) of the mean position of the brightest pixels: where the arrow's head is."""
+    rows, cols = np.nonzero(im == im.max())
+    return rows.mean(), cols.mean()
+
+
+head_in, head_out = bright_centre(arrow), bright_centre(turned)
+print(f"arrow head: input row {head_in[0]:.1f}, column {head_in[1]:.1f}; "
+      f"output of rotation(30): row {head_out[0]:.1f}, column {head_out[1]:.1f} (it went up)")
+
+# %%
+from matplotlib.patches import FancyArrowPatch
+
+fig = Figure(figsize=(7, 2.9), layout="constrained")
+axes = fig.subplots(1, 3)
+axes[0].imshow(arrow, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+axes[0].set_title("input U", fontsize=9)
+axes[1].imshow(turned, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+axes[1].set_title("theta = rotation(30): the picture\nturns 30° ANTIclockwise", fontsize=9)
+axes[1].add_patch(FancyArrowPatch((12.5, 7.5), (11.5, 2.5), connectionstyle="arc3,rad=0.3",
+                                  arrowstyle="-|>", mutation_scale=14, color="tab:orange", lw=2))
+spoke = np.array([[0.25 * k, 0.0] for k in range(5)])      # points on the +x axis
+axes[2].plot(*spoke.T, "o-", color="0.6", ms=4, label="output pixels (x, 0)")
+axes[2].plot(*apply(rotation(30), spoke).T, "o-", color="tab:orange", ms=4, label="where they read")
+axes[2].add_patch(FancyArrowPatch((1.0, 0.0), tuple(apply(rotation(30), spoke)[-1]), connectionstyle="arc3,rad=-0.3",
+                                  arrowstyle="-|>", mutation_scale=12, color="k"))
+axes[2].set_ylim(1.1, -1.1)  # y down, as in an image
+axes[2].set_xlim(-1.1, 1.1)
+axes[2].set_aspect("equal")
+axes[2].set_title("A_theta turns the reading\npoints clockwise", fontsize=9)
+axes[2].legend(fontsize=6, loc="upper left")
+for ax in axes[:2]:
+    ax.set_xticks([])
+    ax.set_yticks([])
+savefig(fig, "01_rotation_direction")
 
 # %% [markdown]
 # ## 4. Normalised coordinates and `align_corners`
@@ -182,10 +243,17 @@ savefig(fig, "01_direction_of_the_map")
 # indices, and there are two conventions (PyTorch's `align_corners`):
 #
 # * `align_corners=False` (the default): -1 and +1 are the **outer edges** of the
-#   corner pixels: `ix = ((x + 1) W - 1) / 2`. Pixel centres sit at
-#   `(2i + 1) / W - 1`, and the identity theta resamples an image of any size exactly.
+#   corner pixels: $i_x = \frac{(x + 1) W - 1}{2}$, and pixel centres sit at
+#   $x = \frac{2i + 1}{W} - 1$.
 # * `align_corners=True`: -1 and +1 are the **centres** of the corner pixels:
-#   `ix = (x + 1) / 2 (W - 1)`.
+#   $i_x = \frac{x + 1}{2} (W - 1)$.
+#
+# Either way, `F.affine_grid` puts the target grid $G$ on the output's pixel centres in
+# the same convention, so the identity theta reads every input pixel centre and
+# resamples the image exactly, under both conventions (tutorial 04 checks it). What
+# the convention changes is what the numbers of theta mean in pixels: where the edge
+# of the image is, how far a translation of 0.5 goes. Mixing the two (a grid made with
+# one, sampled with the other) is the classic off-by-half-a-pixel bug.
 
 # %%
 W = 4
@@ -229,6 +297,9 @@ assert np.count_nonzero(zoomed == 0.6) == 4 * np.count_nonzero(img == 0.6)
 assert zoomed[0, :].min() == 1.0 and zoomed[:, -1].min() == 1.0
 # translate(+0.5, 0) moves content LEFT by a quarter of the width (0.5 of the 2-unit span).
 assert np.allclose(moved[:, : 16 - 4], img[:, 4:])
+# rotation(30) turns the picture anticlockwise: the arrow's head, right of the centre,
+# moved up (smaller row) and towards the centre column.
+assert head_out[0] < head_in[0] - 1 and head_out[1] < head_in[1]
 # align_corners=False: -1 and +1 are the outer edges (pixel -0.5 and W - 0.5).
 assert np.allclose(to_pixels(np.array([[-1.0, -1.0], [1.0, 1.0]]), W, W, False)[0], [-0.5, W - 0.5])
 # align_corners=True: -1 and +1 are the centres of the corner pixels (0 and W - 1).
@@ -238,11 +309,42 @@ print("01: all checks passed")
 # %% [markdown]
 # ## Exercises
 #
-# 1. Write the theta that shows the **top-right quadrant** of the input, enlarged
-#    to fill the output. *Check*: it must send the output's corner (-1, -1) to
-#    (0, -1) and (1, 1) to (1, 0); `warp_nearest(img, theta)` should show the
-#    top-right corner of the frame. (Answer: `[[0.5, 0, 0.5], [0, 0.5, -0.5]]`.)
-# 2. Rotate by 30° about the point (0.5, 0.5) instead of the centre, by composing
-#    translate, rotate, translate back. *Check*: `apply(theta, [[0.5, 0.5]])`
-#    returns `[[0.5, 0.5]]`, and the rotation part `theta[:, :2]` equals
-#    `rotation(30)[:, :2]`.
+# Each exercise comes with a check: call it on your answer; it passes silently or
+# raises an `AssertionError` that says what is wrong. The solutions are in
+# `tutorials/solutions/01_affine_maps.py` (and, collapsed, on the course website).
+#
+# ### Exercise 1
+#
+# Write the theta that shows the **top-right quadrant** of the input, enlarged to fill
+# the output. Then look at `warp_nearest(img, theta)`: it should show the top-right
+# corner of the frame. *Check*: `check_exercise_1(theta)`.
+
+# %%
+def check_exercise_1(theta):
+    """The output's corners must read the corners of the input's top-right quadrant."""
+    theta = np.asarray(theta, dtype=float)
+    assert theta.shape == (2, 3), f"theta must be a 2x3 matrix, got shape {theta.shape}"
+    output_corners = np.array([[-1.0, -1.0], [1.0, -1.0], [1.0, 1.0]])
+    wanted = np.array([[0.0, -1.0], [1.0, -1.0], [1.0, 0.0]])
+    got = apply(theta, output_corners)
+    assert np.allclose(got, wanted), (
+        f"the output's corners (-1, -1), (1, -1), (1, 1) read the input at {got.round(3).tolist()}, "
+        f"not at {wanted.tolist()} (remember: y points down)")
+
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Rotate by 30° about the point (0.5, 0.5) instead of the centre, by composing
+# translate, rotate, translate back. *Check*: `check_exercise_2(theta)` (the point
+# (0.5, 0.5) must stay where it is, and the rotation part `theta[:, :2]` must equal
+# `rotation(30)[:, :2]`).
+
+# %%
+def check_exercise_2(theta):
+    """A rotation by 30 degrees that leaves (0.5, 0.5) in place."""
+    theta = np.asarray(theta, dtype=float)
+    assert theta.shape == (2, 3), f"theta must be a 2x3 matrix, got shape {theta.shape}"
+    assert np.allclose(theta[:, :2], rotation(30)[:, :2]), "the 2x2 part is not rotation(30)'s"
+    moved_to = apply(theta, np.array([[0.5, 0.5]]))[0]
+    assert np.allclose(moved_to, [0.5, 0.5]), f"(0.5, 0.5) moves to {moved_to.round(3).tolist()}: not its centre"

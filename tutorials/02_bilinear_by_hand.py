@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 02 · Bilinear interpolation by hand
 #
+# **Study time** about 30 min · **Prerequisites** 01 · **Paper** eq. (3)-(5)
+#
 # The sampler of a spatial transformer asks one question per output pixel: *what
 # is the input worth at the real-valued location (x_s, y_s)?* This tutorial
 # answers it three ways on a 3x3 image and gets the same number each time.
@@ -10,7 +12,7 @@
 # 1. bilinear interpolation as two 1-D linear interpolations (the way you would
 #    do it with pencil and paper);
 # 2. the paper's eq. (3) with the bilinear kernel of eq. (5), a sum over **all**
-#    pixels: `V = sum_n sum_m U_nm max(0, 1 - |x - m|) max(0, 1 - |y - n|)`;
+#    pixels: $V = \sum_n \sum_m U_{nm} \max(0, 1 - |x - m|) \max(0, 1 - |y - n|)$;
 # 3. the 4-tap form every fast implementation uses (only 4 of those weights are
 #    non-zero), and the nearest-neighbour kernel of eq. (4) for contrast;
 # 4. how to call `F.grid_sample` for the same point (pixel -> normalised coordinates).
@@ -52,11 +54,18 @@ print(f"between them at y={y}: (1-{fy:.1f})*{row_top:.4f} + {fy:.1f}*{row_bottom
 # %% [markdown]
 # ## 2. Eq. (3) with the kernel of eq. (5): a sum over every pixel
 #
-# The paper writes a generic sampler, eq. (3),
+# The paper writes a generic sampler, eq. (3), for output pixel $i$ of channel $c$,
 #
-#     V_i^c = sum_n sum_m U_nm^c k(x_i^s - m) k(y_i^s - n),
+# $$
+# V_i^c = \sum_n^H \sum_m^W U_{nm}^c \, k(x_i^s - m; \Phi_x) \, k(y_i^s - n; \Phi_y),
+# $$
 #
-# and for bilinear sampling, eq. (5), chooses the "tent" `k(d) = max(0, 1 - |d|)`.
+# and for bilinear sampling, eq. (5), chooses the "tent" $k(d) = \max(0, 1 - |d|)$:
+#
+# $$
+# V_i^c = \sum_n^H \sum_m^W U_{nm}^c \max(0, 1 - |x_i^s - m|) \max(0, 1 - |y_i^s - n|).
+# $$
+#
 # Every pixel gets a weight; most weights are zero. Nothing is clever here, and
 # that is the point: this form is easy to differentiate (tutorial 05).
 
@@ -82,7 +91,7 @@ print("V by eq. (3)+(5):", V_sum)
 #
 # Since only `m0 = floor(x)` and `m0 + 1` (and the same for rows) can have
 # `|x - m| < 1`, a fast sampler visits just those four pixels, with weights
-# `(m0 + 1 - x)` and `(x - m0)` along x. This is what every minstn backend does
+# $(m_0 + 1 - x)$ and $(x - m_0)$ along x. This is what every minstn backend does
 # (`minstn/kernels/pixel.py`, `bilinear_taps`).
 
 # %%
@@ -97,7 +106,8 @@ print("V by the 4-tap form:", V_taps)
 # %% [markdown]
 # ## 4. Eq. (4): the nearest-integer kernel
 #
-# `k(d) = delta(round(d))`: one pixel gets weight 1. It is cheap, but its output is
+# $V_i^c = \sum_n \sum_m U_{nm}^c \, \delta(\lfloor x_i^s + 0.5 \rfloor - m) \, \delta(\lfloor y_i^s + 0.5 \rfloor - n)$:
+# one pixel gets weight 1 (minstn rounds half to even, like `np.rint`). It is cheap, but its output is
 # piecewise constant in (x, y), so its derivative with respect to the sampling
 # location is zero almost everywhere: no gradient reaches theta. That is why the
 # paper trains with the bilinear kernel.
@@ -110,8 +120,8 @@ print("V with the nearest kernel:", V_nearest, "(pixel", (int(np.rint(y)), int(n
 # ## 5. The same point through `F.grid_sample`
 #
 # `grid_sample` takes the location in normalised coordinates (tutorial 01). With
-# `align_corners=True`, pixel `ix` is `x = 2 ix / (W - 1) - 1`; with the default
-# `align_corners=False`, it is `x = (2 ix + 1) / W - 1`. Both must give the same V.
+# `align_corners=True`, pixel $i_x$ is $x = \frac{2 i_x}{W - 1} - 1$; with the default
+# `align_corners=False`, it is $x = \frac{2 i_x + 1}{W} - 1$. Both must give the same V.
 
 # %%
 image = U[None, None]  # (N=1, C=1, H, W)
@@ -186,10 +196,41 @@ print("02: all checks passed")
 # %% [markdown]
 # ## Exercises
 #
-# 1. By hand, compute V at (x, y) = (1.5, 0.5). *Check*: the four weights are all
-#    0.25, so V is the mean of `U[0:2, 1:3]`, which is 1.75; confirm with
-#    `F.grid_sample(image, np.array([[[[0.5, -0.5]]]]), align_corners=True)`.
-# 2. Show that bilinear interpolation reproduces any *linear* image
-#    `U_nm = a + b m + c n` exactly, at every real (x, y) inside the image.
-#    *Check*: build one with random a, b, c and compare `F.grid_sample` on a
-#    random grid in [-1, 1] (align_corners=True) with `a + b ix + c iy`.
+# Each check passes silently or raises an `AssertionError` that says what is wrong.
+# Solutions: `tutorials/solutions/02_bilinear_by_hand.py` (collapsed on the website).
+#
+# ### Exercise 1
+#
+# By hand (pencil, or the 4-tap form), compute V at the pixel location
+# (x, y) = (1.5, 0.5) of the 3x3 image `U`. *Check*: `check_exercise_1(V)`.
+
+# %%
+def check_exercise_1(V):
+    """V at (x, y) = (1.5, 0.5), compared with F.grid_sample (align_corners=True: pixel 1.5 -> 0.5)."""
+    expected = F.grid_sample(image, np.array([[[[0.5, -0.5]]]]), align_corners=True).numpy().item()
+    assert np.isclose(float(V), expected), (
+        f"V = {float(V):.4f}; which four pixels surround (x=1.5, y=0.5), and with which weights? "
+        "(x is the column, y the row)")
+
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Show that bilinear interpolation reproduces any *linear* image
+# $U_{nm} = a + b\,m + c\,n$ exactly, at every real (x, y) inside the image. Write
+# `linear_image(a, b, c, H, W)` returning that (H, W) array (m is the column, n the
+# row). *Check*: `check_exercise_2(linear_image)` samples your image with
+# `F.grid_sample` at random points and compares with $a + b\,x + c\,y$.
+
+# %%
+def check_exercise_2(linear_image):
+    rng = np.random.default_rng(1)
+    a, b, c = rng.uniform(-2, 2, 3)
+    H, W = 5, 7
+    U_linear = np.asarray(linear_image(a, b, c, H, W), dtype=np.float64)
+    assert U_linear.shape == (H, W), f"linear_image(a, b, c, {H}, {W}) has shape {U_linear.shape}"
+    px, py = rng.uniform(0, W - 1, 50), rng.uniform(0, H - 1, 50)     # pixel coordinates inside
+    grid = np.stack([2 * px / (W - 1) - 1, 2 * py / (H - 1) - 1], -1)[None, None]
+    sampled = F.grid_sample(U_linear[None, None], grid, align_corners=True).numpy().ravel()
+    worst = np.abs(sampled - (a + b * px + c * py)).max()
+    assert worst < 1e-10, f"sampled values differ from a + b x + c y by up to {worst:.3g} (x = column, y = row)"

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 03 · Reverse-mode autodiff with minstn
 #
+# **Study time** about 40 min · **Prerequisites** 01; derivatives and the chain rule ·
+# **Paper** section 3.4 (training by backpropagation)
+#
 # A spatial transformer is trained by backpropagation: the loss gradient must
 # flow from the classifier, through the sampler, into theta and the localisation
 # network. minstn's autodiff engine is about 500 lines (`minstn/autograd.py`);
@@ -58,10 +61,16 @@ savefig(fig, "03_graph")
 # %% [markdown]
 # ## 2. `backward()` and the gradient by hand
 #
-# `loss = (1/8) sum_ij (src_ij - target_ij)^2` with `src = P theta^T`, so
+# $L = \frac{1}{8} \sum_{ij} (\mathrm{src}_{ij} - \mathrm{target}_{ij})^2$ with
+# $\mathrm{src} = P \theta^\top$, so
 #
-#     dloss/dsrc   = (2/8) (src - target)            (4, 2)
-#     dloss/dtheta = (dloss/dsrc)^T P                (2, 3)   (chain rule through the matmul)
+# $$
+# \frac{\partial L}{\partial\, \mathrm{src}} = \frac{2}{8} (\mathrm{src} - \mathrm{target}) \quad (4 \times 2),
+# \qquad
+# \frac{\partial L}{\partial \theta} = \Big(\frac{\partial L}{\partial\, \mathrm{src}}\Big)^{\!\top} P \quad (2 \times 3)
+# $$
+#
+# (the second is the chain rule through the matrix product).
 #
 # `backward()` computes exactly these products, one op at a time, from the loss
 # back to the leaves. Before calling it we attach two observers.
@@ -131,7 +140,9 @@ print("theta found by gradient descent:\n", theta.data)
 #
 # Every `backward` in minstn is checked against central finite differences,
 #
-#     dL/dx_k ~ (L(x + eps e_k) - L(x - eps e_k)) / (2 eps),
+# $$
+# \frac{\partial L}{\partial x_k} \approx \frac{L(x + \varepsilon e_k) - L(x - \varepsilon e_k)}{2 \varepsilon},
+# $$
 #
 # on float64 inputs. `gradcheck` builds the whole Jacobian both ways and compares
 # them entry by entry.
@@ -194,9 +205,50 @@ print("03: all checks passed")
 # %% [markdown]
 # ## Exercises
 #
-# 1. Write `Cube(mt.Function)` computing `x**3` with its backward, and check it
-#    with `mt.gradcheck(lambda x: Cube.apply(x), [x])`. Then break it on purpose
-#    (`3 * x` instead of `3 * x**2`) and confirm `mt.GradcheckError` is raised.
-# 2. Use a hook to *clip* the gradient reaching `theta` to [-0.01, 0.01]
-#    (`theta.register_hook(lambda g: np.clip(g, -0.01, 0.01))`). *Check*: after
-#    `backward`, `np.abs(theta.grad).max() <= 0.01`.
+# Each check passes silently or raises an `AssertionError` that says what is wrong.
+# Solutions: `tutorials/solutions/03_autodiff.py` (collapsed on the website).
+#
+# ### Exercise 1
+#
+# Write `Cube(mt.Function)` computing `x**3`, with its backward, like `Square` above.
+# Then break it on purpose (`3 * x` instead of `3 * x**2`) and watch
+# `mt.gradcheck(lambda x: Cube.apply(x), [x])` raise `mt.GradcheckError`.
+# *Check*: `check_exercise_1(Cube)`.
+
+# %%
+def check_exercise_1(Cube):
+    x = mt.tensor(np.random.default_rng(3).standard_normal(6), requires_grad=True, dtype=np.float64)
+    assert np.allclose(Cube.apply(x).numpy(), x.data ** 3), "the forward is not x**3"
+    try:
+        mt.gradcheck(lambda x: Cube.apply(x), [x])
+    except mt.GradcheckError as error:
+        raise AssertionError(f"the backward disagrees with finite differences: {error}") from None
+
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Write a hook that *clips* the gradient reaching `theta` to [-0.01, 0.01]: entries
+# inside that range pass unchanged, the others are cut to the bound (a common guard
+# for a localisation network). *Check*: `check_exercise_2(hook)` registers your hook
+# on a fresh theta whose gradient has both large and small entries.
+
+# %%
+def check_exercise_2(hook):
+    corners = mt.tensor(P.data, dtype=np.float64)
+    goal = corners.data @ np.array([[1.3, 0.0, 0.2], [0.0, 1.001, 0.0]]).T    # far in x, close in y
+
+    def theta_grad(with_hook):
+        th = mt.tensor(np.eye(2, 3), requires_grad=True, dtype=np.float64)   # the identity
+        if with_hook:
+            th.register_hook(hook)
+        ((corners @ th.T - goal) ** 2).mean().backward()
+        return th.grad
+
+    plain, clipped = theta_grad(False), theta_grad(True)
+    assert (np.abs(plain) > 0.01).any() and ((np.abs(plain) < 0.01) & (plain != 0)).any()  # the test can fail
+    assert clipped is not None and clipped.shape == plain.shape, "no gradient reached theta"
+    assert np.abs(clipped).max() <= 0.01 + 1e-15, f"entries beyond 0.01 remain: {clipped.round(4).tolist()}"
+    assert np.allclose(clipped, np.clip(plain, -0.01, 0.01), rtol=0, atol=1e-15), (
+        f"the gradient {plain.round(4).tolist()} became {clipped.round(4).tolist()}: small entries must pass unchanged")
+

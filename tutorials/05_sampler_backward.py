@@ -1,6 +1,8 @@
 # %% [markdown]
 # # 05 · The backward of the sampler (eq. 6-7)
 #
+# **Study time** about 60 min · **Prerequisites** 02, 03, 04 · **Paper** eq. (6)-(7)
+#
 # What makes a spatial transformer trainable is that the sampler is
 # differentiable with respect to **both** the input image U (eq. 6) and the
 # sampling locations (x_s, y_s) (eq. 7); from the locations the gradient flows
@@ -30,28 +32,37 @@ np.set_printoptions(precision=4, suppress=True)
 # %% [markdown]
 # ## 1. The derivation
 #
-# Eq. (3) + (5): `V_i = sum_n sum_m U_nm k(x_i - m) k(y_i - n)`, `k(d) = max(0, 1 - |d|)`
-# (one channel; x_i, y_i in pixel units).
+# Eq. (3) + (5), one channel, $x_i, y_i$ in pixel units:
+# $V_i = \sum_n \sum_m U_{nm}\, k(x_i - m)\, k(y_i - n)$ with $k(d) = \max(0, 1 - |d|)$.
 #
-# **With respect to one input pixel U_nm.** V_i is linear in U, so
+# **With respect to one input pixel $U_{nm}$.** $V_i$ is linear in U, so
 #
-#     dV_i / dU_nm = k(x_i - m) k(y_i - n)                                  (eq. 6)
+# $$
+# \frac{\partial V_i}{\partial U_{nm}} = \max(0, 1 - |x_i - m|)\, \max(0, 1 - |y_i - n|) \qquad \text{(eq. 6)}
+# $$
 #
-# The paper prints this with `sum_n sum_m` in front. That is a typo: the
+# The paper prints this with $\sum_n^H \sum_m^W$ in front. That is a typo: the
 # derivative with respect to *one* pixel has no sum over pixels (n, m are fixed).
 # The sum that does appear is the chain rule over the outputs that read that pixel:
 #
-#     dL / dU_nm = sum_i dL/dV_i  k(x_i - m) k(y_i - n)
+# $$
+# \frac{\partial L}{\partial U_{nm}} = \sum_i \frac{\partial L}{\partial V_i}\, k(x_i - m)\, k(y_i - n),
+# $$
 #
 # which is a *scatter*: every output pushes its gradient back to its four taps,
 # with the same weights it used to read them.
 #
-# **With respect to the sampling location x_i.** Only the x kernel depends on x_i:
+# **With respect to the sampling location $x_i$.** Only the x kernel depends on $x_i$:
 #
-#     dV_i / dx_i = sum_n sum_m U_nm k(y_i - n) dk(x_i - m)/dx_i
+# $$
+# \frac{\partial V_i}{\partial x_i} = \sum_n^H \sum_m^W U_{nm} \max(0, 1 - |y_i - n|)
+# \begin{cases} 0 & \text{if } |m - x_i| \ge 1 \\ 1 & \text{if } m \ge x_i \\ -1 & \text{if } m < x_i \end{cases}
+# \qquad \text{(eq. 7)}
+# $$
 #
-# and `d/dx max(0, 1 - |x - m|)` is 0 when |m - x| >= 1, +1 when m > x, -1 when
-# m < x. The paper, eq. (7), writes the middle case as `m >= x`. Away from
+# (and the same for $y_i$). The derivative of $\max(0, 1 - |x - m|)$ is 0 when
+# $|m - x| \ge 1$, +1 when $m > x$, -1 when $m < x$; the paper writes the middle case as
+# $m \ge x$. Away from
 # integers that is the same thing; at an integer x it is not (section 3).
 
 # %%
@@ -87,7 +98,8 @@ print(f"at x={x}: eq. (7) = {dVdx_eq7_literal(x, y):.6f}, central difference = {
 # %% [markdown]
 # ## 2. Eq. (6) in the library: `grad_input` is the scatter of dL/dV
 #
-# Take `L = sum_i g_i V_i` for a random vector g. Then `dL/dU_nm = sum_i g_i k k`.
+# Take $L = \sum_i g_i V_i$ for a random vector g. Then
+# $\partial L / \partial U_{nm} = \sum_i g_i\, k(x_i - m)\, k(y_i - n)$.
 # Build the weights by hand for a few random locations and compare with what
 # `backward` puts in `U.grad`.
 
@@ -113,9 +125,9 @@ print("U.grad from backward:\n", U_t.grad[0, 0])
 # ## 3. The integer-coordinate subtlety of eq. (7)
 #
 # V(x) along a row is piecewise linear with kinks at the integers. At x = 1 the
-# left derivative is `U_1 - U_0` (weighted by the y kernel) and the right one is
-# `U_2 - U_1`. Eq. (7) read literally gives +1 to m = 1 (since m >= x) and 0 to m = 0
-# and m = 2 (since |m - x| = 1), so `dV/dx = U_1`: **neither**.
+# left derivative is $U_1 - U_0$ (weighted by the y kernel) and the right one is
+# $U_2 - U_1$. Eq. (7) read literally gives +1 to m = 1 (since $m \ge x$) and 0 to m = 0
+# and m = 2 (since $|m - x| = 1$), so $\partial V / \partial x = U_1$: **neither**.
 #
 # minstn (like PyTorch) uses taps `x0 = floor(x)`, `x1 = x0 + 1` with weights
 # `x1 - x` and `x - x0`; differentiating that gives `U[x1] - U[x0]`, which at an
@@ -139,8 +151,9 @@ print(f"                     eq. (7) literally {literal:+.4f}   minstn {minstn_d
 
 # %% [markdown]
 # Why does it matter? A sampling point that sits exactly on a pixel centre is
-# common: the identity theta with `align_corners=True` puts *every* point there,
-# and that is exactly how the regression layer of a transformer is initialised.
+# common: the identity theta puts *every* point there (under either `align_corners`
+# convention, tutorial 04), and that is exactly how the regression layer of a
+# transformer is initialised.
 # With the literal eq. (7) the first gradient step would be computed from a
 # function that is not the derivative of anything.
 
@@ -234,9 +247,42 @@ print("05: all checks passed")
 # %% [markdown]
 # ## Exercises
 #
-# 1. Implement the *left-hand* convention: taps `x1 = ceil(x)`, `x0 = x1 - 1`.
-#    Write `dVdx_left(x, y)` from those taps. *Check*: at x = 1 it equals `left`
-#    above, and at x = 0.3 it equals `central`.
-# 2. Sample with `mode="nearest"` and backpropagate. *Check*: `grid.grad` is
-#    exactly zero everywhere (`np.all(grid_id.grad == 0)`), while `U.grad` is not.
-#    Explain why a transformer with a nearest-neighbour sampler cannot learn theta.
+# Each check passes silently or raises an `AssertionError` that says what is wrong.
+# Solutions: `tutorials/solutions/05_sampler_backward.py` (collapsed on the website).
+#
+# ### Exercise 1
+#
+# Implement the *left-hand* convention: taps `x1 = ceil(x)`, `x0 = x1 - 1`, weights
+# `x1 - x` and `x - x0`. Write `dVdx_left(x, y)`, the derivative with respect to x of
+# V computed from those taps, on the 3x3 image `U` of section 1. *Check*:
+# `check_exercise_1(dVdx_left)` (at x = 1 it must be the left derivative, away from
+# integers the central difference).
+
+# %%
+def check_exercise_1(dVdx_left):
+    h = 1e-6
+    for x_at, y_at in [(1.0, 1.6), (1.0, 0.3), (0.3, 1.6), (1.7, 0.5)]:
+        left_difference = (V_at(x_at, y_at) - V_at(x_at - h, y_at)) / h
+        got = float(dVdx_left(x_at, y_at))
+        assert np.isclose(got, left_difference, atol=1e-4), (
+            f"at (x, y) = ({x_at}, {y_at}): {got:+.4f}, but the left-hand derivative is {left_difference:+.4f}")
+
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Sample the digit of section 5 with `mode="nearest"` and backpropagate the same loss.
+# Make **fresh leaves** for this: `u = mt.tensor(digit, requires_grad=True)` (`digit` is a
+# plain array, which has no `.grad`) and `g = mt.tensor(grid_id.data, requires_grad=True)`
+# (reusing `grid_id` would add the new gradient to the one it already holds:
+# gradients accumulate). *Check*: `check_exercise_2(u, g)`: after your `backward`,
+# `g.grad` must be exactly zero everywhere while `u.grad` is not. Then explain why a
+# transformer with a nearest-neighbour sampler cannot learn theta.
+
+# %%
+def check_exercise_2(u, g):
+    assert u.grad is not None and g.grad is not None, "run backward first (and make u and g with requires_grad=True)"
+    assert g.grad.shape == grid_id.shape, f"g should be a grid like grid_id, {grid_id.shape}"
+    assert np.abs(u.grad).max() > 0, "u.grad is zero: did the loss depend on u?"
+    assert np.all(g.grad == 0), (
+        f"g.grad is not zero (max |g.grad| = {np.abs(g.grad).max():.3g}): bilinear sampling, or a reused grid?")

@@ -1,12 +1,17 @@
 # %% [markdown]
 # # 06 · Localisation networks: watching a transformer learn (Figure 1 of the paper)
 #
+# **Study time** about 45 min, plus the training run (see the teacher's page) ·
+# **Prerequisites** 03, 04, 05; a classifier trained with cross-entropy ·
+# **Paper** section 3, section 4.1, Figure 1
+#
 # Nobody tells a spatial transformer what theta should be. It sits in front of a
 # classifier, and the classification loss, flowing back through the sampler
 # (tutorial 05) and the grid generator, trains its localisation network to
 # produce whatever transform makes classification easiest. On digits that are
 # rotated, scaled and placed anywhere on a 42x42 canvas (the paper's RTS data),
-# that turns out to be: find the digit, centre it, undo the rotation, zoom in.
+# that turns out to be: find the digit, centre it and zoom in on it (and, given
+# more training than a tutorial affords, undo the rotation too).
 #
 # **You will learn**
 #
@@ -15,8 +20,8 @@
 #    `SpatialTransformer` + an FCN classifier;
 # 2. to write the training loop yourself (forward, cross-entropy, backward, step);
 # 3. to watch theta and the transformed digits evolve epoch by epoch (Figure 1);
-# 4. to *measure* what the transformer learned: its outputs are more centred and
-#    more alike in size than its inputs.
+# 4. to *measure* what the transformer learned: its outputs are more centred than its
+#    inputs, and it zooms in.
 
 # %%
 import time
@@ -83,26 +88,40 @@ def error_rate(model, x, y):
     return float((pred != y).mean())
 
 
-# The paper uses plain SGD for many more iterations; Adam gets somewhere in the
-# few epochs a tutorial can afford.
-optimizer = optim.Adam(model.parameters(), lr=LR)
-snapshots = [transformer_view(model, watch)]  # epoch 0: the identity
-history = []
-start = time.perf_counter()
-for epoch in range(1, EPOCHS + 1):
-    x_train = distort(train_img, "rts", seed=0, epoch=epoch)
-    losses = []
-    for xb, yb in batches(x_train, train_y, BATCH, seed=0, epoch=epoch):  # shuffled anew each epoch
-        loss = F.cross_entropy(model(mt.tensor(xb)), yb)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+def train(model, epochs=EPOCHS, after_epoch=None):
+    """The loop, by hand: fresh distortions and a new shuffle every epoch; one dict per epoch.
+
+    ``after_epoch(model, record)``, if given, runs after each epoch (here: keep a snapshot
+    of the transformer; it could as well check the transformer's health)."""
+    # The paper uses plain SGD for many more iterations; Adam gets somewhere in the
+    # few epochs a tutorial can afford.
+    optimizer = optim.Adam(model.parameters(), lr=LR)
+    history, start = [], time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        x_train = distort(train_img, "rts", seed=0, epoch=epoch)
+        losses = []
+        for xb, yb in batches(x_train, train_y, BATCH, seed=0, epoch=epoch):  # shuffled anew each epoch
+            loss = F.cross_entropy(model(mt.tensor(xb)), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        record = {"epoch": epoch, "loss": float(np.mean(losses)), "test_error": error_rate(model, x_test, test_y)}
+        history.append(record)
+        if after_epoch is not None:
+            after_epoch(model, record)
+        print(f"epoch {epoch:2d}  loss {record['loss']:.3f}  test error {100 * record['test_error']:5.1f}%  "
+              f"({time.perf_counter() - start:.0f} s)" + record.get("note", ""))
+    return history
+
+
+def keep_snapshot(model, record):
     snapshots.append(transformer_view(model, watch))
-    history.append((epoch, np.mean(losses), error_rate(model, x_test, test_y)))
-    print(f"epoch {epoch:2d}  loss {history[-1][1]:.3f}  test error {100 * history[-1][2]:5.1f}%  "
-          f"theta[0] = {np.array2string(snapshots[-1][1][0].ravel(), precision=2)}  "
-          f"({time.perf_counter() - start:.0f} s)")
+    record["note"] = f"  theta[0] = {np.array2string(snapshots[-1][1][0].ravel(), precision=2)}"
+
+
+snapshots = [transformer_view(model, watch)]  # epoch 0: the identity
+history = train(model, after_epoch=keep_snapshot)
 
 # %% [markdown]
 # This loop, with a progress bar and a stop at the first non-finite loss, is
@@ -113,7 +132,8 @@ for epoch in range(1, EPOCHS + 1):
 #
 # Column 0 is the input; then the transformer's output after each epoch. Early
 # on the transformer is (almost) the identity; as training goes on it learns to
-# zoom in on the digit and bring it to the centre, and often to turn it upright.
+# zoom in on the digit and bring it to the centre; turning it upright comes last,
+# if at all in the epochs we can afford.
 
 # %%
 shown = sorted(set(np.linspace(0, EPOCHS, 5).astype(int)))
@@ -125,10 +145,10 @@ savefig(fig, "06_evolution")
 model.eval()
 with mt.no_grad():
     out = model.st(mt.tensor(watch[:1]))
-fig = grid_overlay(watch[0], model.st.last_grid[0], output=out.numpy()[0], step=3,
-                   title=r"learned $\mathcal{T}_\theta(G)$")
-savefig(fig, "06_learned_grid")
+learned_grid = model.st.last_grid[0]
 model.train()
+fig = grid_overlay(watch[0], learned_grid, output=out.numpy()[0], step=3, title=r"learned $\mathcal{T}_\theta(G)$")
+savefig(fig, "06_learned_grid")
 
 # %% [markdown]
 # ## 4. Measuring what was learned
@@ -138,9 +158,13 @@ model.train()
 # * **offset**: distance from the ink's centre of mass to the image centre;
 # * **size**: the ink's radius of gyration (how spread out it is).
 #
-# If the transformer centres and normalises the digits, its outputs have a smaller
-# mean offset than its inputs, and sizes that vary less from digit to digit
-# (relative to their mean).
+# If the transformer centres the digits, its outputs have a smaller mean offset than
+# its inputs; if it zooms in, the scale of theta, $\sqrt{|\det A|}$ of its 2x2 part, is
+# below 1. In our runs: the offset fell by a third in fast mode and by half or more in full
+# mode, and the mean scale was about 0.85 and 0.75. Normalising the *size* (sizes that
+# vary less from digit to digit, relative to their mean) takes longer: in full mode the
+# spread fell from 0.19 to 0.16 in our run, in fast mode it hardly moved (0.18), so it
+# is checked in full mode only.
 
 # %%
 def ink_stats(x):
@@ -167,25 +191,66 @@ print(f"mean scale of the learned theta: {scale.mean():.2f} (< 1 means it zooms 
 # ## What you should have seen (checked)
 
 # %%
-final_error = history[-1][2]
-# The classifier learned something (10 classes: chance is 90% error).
-assert final_error < 0.7, final_error
+final_error = history[-1]["test_error"]
+# The classifier learned (chance is 90% error): in our runs about 35-40% after the fast
+# mode's 6 epochs on 4,000 digits, below 10% after the full mode's 20 epochs on 9,000.
+assert final_error < (0.5 if FAST else 0.15), final_error
 # The transformer was the identity at epoch 0 and has moved away from it.
 assert np.allclose(snapshots[0][1], [[1, 0, 0], [0, 1, 0]])
 assert not np.allclose(snapshots[-1][1], snapshots[0][1], atol=1e-2)
-# Its outputs are more centred than its inputs.
-assert off_out.mean() < off_in.mean()
+# Its outputs are more centred than its inputs (by at least a fifth), and it zooms in.
+assert off_out.mean() < 0.8 * off_in.mean(), (off_in.mean(), off_out.mean())
+assert scale.mean() < 0.95, scale.mean()
+# With the full mode's training, the digits' sizes also vary less than the inputs'.
+spread_in, spread_out = size_in.std() / size_in.mean(), size_out.std() / size_out.mean()
+if not FAST:
+    assert spread_out < spread_in, (spread_in, spread_out)
 print("06: all checks passed")
 
 # %% [markdown]
 # ## Exercises
 #
-# 1. Train a plain `models.fcn(in_size=42)` with the same loop and compare test
-#    errors. *Check*: the ST-FCN's error is lower (the paper: FCN 5.2%, ST-FCN
-#    0.8% on RTS after full training; here, with a few epochs, the gap is smaller
-#    but should already be there).
-# 2. Initialise the regression layer randomly instead of at the identity
-#    (`mt.nn.init` or `model.st.regression.weight.data[...] = ...`) and retrain.
-#    *Check*: look at `06_evolution.png`; the first epochs show digits cut off or
-#    blank (the transform sends samples outside the image), and the error is
-#    higher after the same number of epochs.
+# Each check passes silently or raises an `AssertionError` that says what is wrong.
+# Solutions: `tutorials/solutions/06_localisation_network.py` (collapsed on the website).
+#
+# ### Exercise 1
+#
+# Train a plain `models.fcn(in_size=42)` (no transformer) with the same loop,
+# `train(fcn)`, and compare test errors. *Check*: `check_exercise_1(fcn)`: the FCN
+# must have been trained, and the ST-FCN's error must be lower (the paper, after full
+# training: FCN 5.2%, ST-FCN 0.8% on RTS; here, after a few epochs, both are far higher,
+# and the gap is already there).
+
+# %%
+def check_exercise_1(fcn):
+    assert not hasattr(fcn, "st"), "this model has a spatial transformer: use models.fcn(in_size=42)"
+    fcn_error = error_rate(fcn, x_test, test_y)
+    print(f"test error: FCN {100 * fcn_error:.1f}%, ST-FCN {100 * final_error:.1f}%")
+    assert fcn_error < 0.8, f"the FCN's error is {100 * fcn_error:.0f}% (chance: 90%): was it trained?"
+    assert final_error < fcn_error, "the ST-FCN should beat the FCN trained the same way"
+
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Make a fresh `models.st_fcn(in_size=42)` and initialise its regression layer
+# **randomly** instead of at the identity: weights and bias drawn from N(0, 1)
+# (`model.st.regression.weight.data[...] = rng.normal(size=...)`, the same for
+# `.bias`). Show its transformer's outputs on `watch` with `before_after`: what do you
+# see? *Check*: `check_exercise_2(model)` measures where its sampling points fall on
+# the test digits. If you have the time (as long as section 2), train it with
+# `train(model)` and compare the error with the identity start.
+
+# %%
+def check_exercise_2(random_model):
+    regression = random_model.st.regression
+    at_identity = not np.any(regression.weight.data) and np.allclose(regression.bias.data, [1, 0, 0, 0, 1, 0])
+    assert not at_identity, "the regression layer is still at the identity"
+    random_model.eval()
+    with mt.no_grad():
+        random_model.st(mt.tensor(x_test))
+    random_model.train()
+    outside = float((np.abs(random_model.st.last_grid) > 1).any(axis=-1).mean())
+    print(f"{100 * outside:.0f}% of the sampling points fall outside the input")
+    assert outside > 0.3, (f"only {100 * outside:.0f}% of the sampling points fall outside the input: "
+                           "is the initialisation as wide as N(0, 1)?")

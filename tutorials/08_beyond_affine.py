@@ -1,14 +1,17 @@
 # %% [markdown]
 # # 08 · Beyond affine: attention, projective, thin plate spline, and several transformers
 #
+# **Study time** about 45 min · **Prerequisites** 04, 05 (06 helps) · **Paper** section 3.2,
+# Table 1, section 4 (addition, CUB)
+#
 # Eq. (1) is one choice of grid generator. The paper (Table 1) also trains with
 #
 # | transform | parameters | grid |
 # | --- | --- | --- |
-# | attention | 3: `(s, tx, ty)` | `x_s = s x_t + tx`, `y_s = s y_t + ty`: crop and zoom, no rotation |
+# | attention | 3: $(s, t_x, t_y)$ | $x^s = s\,x^t + t_x$, $y^s = s\,y^t + t_y$: crop and zoom, no rotation |
 # | affine | 6 | eq. (1) |
-# | projective | 8 | `x_s = (t0 x + t1 y + t2) / (t6 x + t7 y + 1)`, same for `y_s` |
-# | TPS | 32 | a thin plate spline through 16 control points on a 4x4 grid (Bookstein 1989) |
+# | projective | 8 | $x^s = \frac{t_0 x^t + t_1 y^t + t_2}{t_6 x^t + t_7 y^t + 1}$, $y^s = \frac{t_3 x^t + t_4 y^t + t_5}{t_6 x^t + t_7 y^t + 1}$ |
+# | TPS | 32 | a thin plate spline through 16 control points on a 4x4 grid (Bookstein 1989), $U(r) = r^2 \log r^2$ |
 #
 # Any grid generator that is differentiable in its parameters works with the same
 # sampler. This tutorial uses them without any network: it *fits* each transform
@@ -78,7 +81,9 @@ print("gradcheck passed for", ", ".join(TRANSFORMS))
 # distortions, `minstn.data.distort`), and give each transform family one set of
 # parameters per digit. Adam moves the parameters to minimise
 #
-#     L = mean (sample(distorted, T_params(G)) - clean)^2,
+# $$
+# L = \operatorname{mean}\big(\operatorname{sample}(\text{distorted}, \mathcal{T}_{p}(G)) - \text{clean}\big)^2,
+# $$
 #
 # the same gradient path a localisation network is trained through, minus the
 # network. What error is left when the parameters stop improving tells how well
@@ -86,7 +91,8 @@ print("gradcheck passed for", ", ".join(TRANSFORMS))
 
 # %%
 def fit(distorted, name, steps=STEPS, lr=0.01):
-    spec = TRANSFORMS[name]
+    """Fit one set of parameters per digit; returns (error left, output, grid, parameters)."""
+    spec = TRANSFORMS[name] if isinstance(name, str) else name   # a name or a TransformSpec
     params = mt.tensor(np.tile(spec.identity_params(np.float64), (len(distorted), 1)), requires_grad=True)
     opt = optim.Adam([params], lr=lr)
     for _ in range(steps):
@@ -99,14 +105,15 @@ def fit(distorted, name, steps=STEPS, lr=0.01):
         grid = spec.make_grid(params, distorted.shape)
         out = F.grid_sample(distorted, grid)
     per_digit = ((out.numpy() - clean) ** 2).mean(axis=(1, 2, 3))
-    return per_digit.mean(), out.numpy(), grid.numpy()
+    return per_digit.mean(), out.numpy(), grid.numpy(), params.data.copy()
 
 
-results = {}
+results, distorted_by_kind = {}, {}
 for kind in ("p", "e"):
     distorted = distort(images, kind, seed=3).astype(np.float64)
+    distorted_by_kind[kind] = distorted
     before = ((distorted - clean) ** 2).mean()
-    results[kind] = {"identity": (before, distorted, identity_grid)}
+    results[kind] = {"identity": (before, distorted, identity_grid, None)}
     for name in TRANSFORMS:
         results[kind][name] = fit(distorted, name)
     print(f"distortion {kind.upper()}: error left after fitting  " +
@@ -179,10 +186,56 @@ print("08: all checks passed")
 # %% [markdown]
 # ## Exercises
 #
-# 1. Put two transformers **in series**: fit an affine transform first, then a
-#    TPS on the affine output (`fit` with `distorted` replaced by the affine
-#    result). *Check*: on the E distortion the error is no worse than the TPS
-#    alone; look at the digit edges: sampling twice blurs a little more.
-# 2. Use `minstn.transforms.tps_spec((3, 3))` (18 parameters) and `tps_spec((6, 6))`
-#    instead of the 4x4 TPS. *Check*: more control points leave less error on E,
-#    and the 6x6 fit starts to bend the strokes themselves (over-fitting).
+# Each check passes silently or raises an `AssertionError` that says what is wrong.
+# Solutions: `tutorials/solutions/08_beyond_affine.py` (collapsed on the website).
+#
+# ### Exercise 1
+#
+# Put two transformers **in series** on the E distortion: take the affine fit's output
+# (`results["e"]["affine"][1]`), then fit a TPS *on that output* (`fit` with
+# `distorted` replaced by it). *Check*: `check_exercise_1(tps_params)` with the TPS
+# parameters of the second stage: it resamples the affine output with them and checks
+# that the second stage improves on the affine alone. It prints how the series compares
+# with the TPS alone: is it better? Look at the digit edges: every sampling blurs a
+# little, and the series samples twice.
+
+# %%
+def check_exercise_1(tps_params):
+    affine_out = results["e"]["affine"][1]
+    tps = TRANSFORMS["tps"]
+    params = np.asarray(tps_params, dtype=np.float64)
+    assert params.shape == (len(clean), tps.n_params), f"params {params.shape}, expected {(len(clean), tps.n_params)}"
+    with mt.no_grad():
+        series = F.grid_sample(affine_out, tps.make_grid(mt.tensor(params), affine_out.shape)).numpy()
+    err_series = ((series - clean) ** 2).mean()
+    err_affine, err_tps = results["e"]["affine"][0], results["e"]["tps"][0]
+    print(f"error left on E: affine {err_affine:.5f}, affine then TPS {err_series:.5f}, TPS alone {err_tps:.5f}")
+    assert err_series < 0.98 * err_affine, (
+        f"applied to the affine output, these parameters leave {err_series:.5f}: no better than the affine alone "
+        f"({err_affine:.5f}). Were they fitted on the affine output?")
+
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Use `minstn.transforms.tps_spec((3, 3))` (18 parameters) and `tps_spec((6, 6))` (72)
+# instead of the 4x4 TPS on the E distortion (`fit` accepts a spec in place of a
+# name). *Check*: `check_exercise_2({(3, 3): fit_3x3, (6, 6): fit_6x6})` with what
+# `fit` returned: more control points must leave less error. Then look at the 6x6
+# outputs: with that much freedom the fit starts to bend the strokes themselves.
+
+# %%
+def check_exercise_2(fits):
+    from minstn.transforms import tps_spec
+
+    assert set(fits) == {(3, 3), (6, 6)}, f"expected the keys (3, 3) and (6, 6), got {sorted(fits)}"
+    errors = {(4, 4): results["e"]["tps"][0]}
+    for shape, fitted in fits.items():
+        spec, params = tps_spec(shape), np.asarray(fitted[3])
+        assert params.shape == (len(clean), spec.n_params), (
+            f"{shape}: parameters {params.shape}, a {shape[0]}x{shape[1]} TPS has {spec.n_params} per digit")
+        with mt.no_grad():
+            out = F.grid_sample(distorted_by_kind["e"], spec.make_grid(mt.tensor(params), clean.shape)).numpy()
+        errors[shape] = ((out - clean) ** 2).mean()
+    print("error left on E by control grid:", {f"{a}x{b}": round(float(e), 5) for (a, b), e in sorted(errors.items())})
+    assert errors[(3, 3)] > errors[(4, 4)] > errors[(6, 6)], "more control points should leave less error"

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 09 · The kernels: reference, NumPy, Numba, CUDA
 #
+# **Study time** about 40 min · **Prerequisites** 02, 04, 05; reading Python loops ·
+# **Paper** eq. (3)-(7)
+#
 # The same sampler, eq. (3)-(7), is written four times in `minstn/kernels/`:
 #
 # | backend | file | what it does |
@@ -26,6 +29,8 @@
 # %%
 import inspect
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -117,9 +122,15 @@ print(inspect.getsource(pixel.bilinear_weights))
 # %% [markdown]
 # ## 3. Timings, measured here
 #
-# Forward + backward of `grid_sample` for a batch of images of growing size.
-# First call on Numba includes compilation (or loading it from the cache); we
-# time that separately and then take the best of a few repetitions.
+# **The first call.** Numba compiles a kernel the first time it is called with given
+# argument types, and `cache=True` keeps the machine code on disk for the next
+# process. In *this* process the kernels have run already (section 1), so timing a
+# call here would not show a first call: we time one in a fresh Python process. What
+# it costs depends on whether an earlier run (yours, or a warm-up before class) left
+# the compiled kernels in Numba's cache.
+#
+# Then forward + backward of `grid_sample` for a batch of images of growing size,
+# the best of a few repetitions.
 
 # %%
 def best_time(fn, repeats):
@@ -131,9 +142,19 @@ def best_time(fn, repeats):
     return min(times)
 
 
-t = time.perf_counter()
-forward_backward("numba", *problem(1, 1, 5, 5, np.float32))
-print(f"first Numba call (compile or load from cache): {time.perf_counter() - t:.2f} s")
+FIRST_CALL = """
+import time
+start = time.perf_counter()
+import numpy as np, minstn as mt, minstn.functional as F
+imported = time.perf_counter()
+u = mt.tensor(np.ones((1, 1, 5, 5), np.float32), requires_grad=True)
+with mt.use_backend("numba"):
+    F.grid_sample(u, F.affine_grid(np.eye(2, 3, dtype=np.float32)[None], (1, 1, 5, 5))).sum().backward()
+print(imported - start, time.perf_counter() - imported)
+"""
+fresh = subprocess.run([sys.executable, "-c", FIRST_CALL], capture_output=True, text=True, check=True)
+import_s, first_call_s = (float(v) for v in fresh.stdout.split())
+print(f"a fresh process: import minstn {import_s:.2f} s, then its first Numba forward + backward {first_call_s:.2f} s")
 
 N_BATCH = 8 if FAST else 32
 sizes = [8, 16, 28] if FAST else [8, 16, 28, 42, 60]
@@ -235,10 +256,55 @@ print("09: all checks passed")
 # %% [markdown]
 # ## Exercises
 #
-# 1. Run the timings with `NUMBA_NUM_THREADS=1` and then with all cores
-#    (`NUMBA_NUM_THREADS` unset): `NUMBA_NUM_THREADS=1 python tutorials/09_kernels.py`.
-#    *Check*: the Numba time at the largest size drops by roughly the number of
-#    free cores; the others do not change.
-# 2. Time float32 against float64 (change the `dtype` in `problem`). *Check*:
-#    all backends stay within 1e-5 of each other in float32, and the reference
-#    gets no faster (it computes in float64 internally).
+# Each check passes silently or raises an `AssertionError` that says what is wrong.
+# Solutions: `tutorials/solutions/09_kernels.py` (collapsed on the website). To see
+# what threads buy, run this file with `NUMBA_NUM_THREADS=1` and without it and
+# compare the Numba column: on a machine of your own the time drops with the cores;
+# on a shared one, other people's work decides.
+#
+# ### Exercise 1
+#
+# Write `nearest_numpy(U, grid)`: the forward of the nearest kernel, eq. (4), vectorised
+# with NumPy, computing what the Numba kernel printed in section 2 computes
+# (`align_corners=False`, zeros padding: a point whose nearest pixel lies outside the
+# image reads 0). Mind the ties: minstn, like PyTorch, rounds half to even
+# (`np.rint`). *Check*: `check_exercise_1(nearest_numpy)` compares it with
+# `F.grid_sample(..., mode="nearest")` on random problems, points outside and exact
+# ties included.
+
+# %%
+def check_exercise_1(nearest_numpy):
+    check_rng = np.random.default_rng(5)
+    for N, C, H, W in [(2, 3, 6, 7), (1, 1, 4, 4), (3, 2, 9, 5)]:
+        U = check_rng.random((N, C, H, W))
+        grid = check_rng.uniform(-1.3, 1.3, (N, 4, 6, 2))
+        # ties: pixel coordinates k + 0.5 exactly (normalised x = (2 (k + 0.5) + 1) / W - 1)
+        grid[:, 0, :, 0] = (2 * (check_rng.integers(0, W - 1, (N, 6)) + 0.5) + 1) / W - 1
+        expected = F.grid_sample(U, grid, mode="nearest").numpy()
+        got = np.asarray(nearest_numpy(U, grid))
+        assert got.shape == expected.shape, f"shape {got.shape}, expected {expected.shape}"
+        wrong = ~np.isclose(got, expected, rtol=0, atol=1e-12)
+        assert not wrong.any(), (
+            f"{wrong.sum()} of {wrong.size} values differ on a {N}x{C}x{H}x{W} problem "
+            f"(first at index {np.argwhere(wrong)[0].tolist()}): rounding, padding, or (x, y) order?")
+
+
+# %% [markdown]
+# ### Exercise 2
+#
+# Run `forward_backward` on the three CPU backends with a **float32** problem
+# (`problem(2, 3, 12, 10, np.float32)`), as a dict `{backend: (V, dL/dU, dL/dgrid)}`.
+# *Check*: `check_exercise_2(results32)`: every array is float32, and the NumPy and
+# Numba backends stay within 1e-5 of the reference. Then time them as in section 3:
+# does the reference get faster in float32?
+
+# %%
+def check_exercise_2(results32):
+    assert set(results32) == {"reference", "numpy", "numba"}, f"backends: {sorted(results32)}"
+    for name, arrays in results32.items():
+        dtypes = [np.asarray(a).dtype for a in arrays]
+        assert all(d == np.float32 for d in dtypes), f"{name} returned {dtypes}: was the problem float32?"
+    for name in ("numpy", "numba"):
+        for what, a, b in zip(("V", "dL/dU", "dL/dgrid"), results32[name], results32["reference"]):
+            worst = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max()
+            assert worst < 1e-5, f"{name} {what} differs from the reference by {worst:.2g}"

@@ -2,13 +2,16 @@
 
 * ``FAST``: True when ``MINSTN_FAST=1``; each tutorial then shrinks its data and
   epochs so that the whole course runs in a few minutes (this is what the test
-  suite does).
+  suite and the course website's CI build do).
 * ``savefig(fig, name)``: writes ``name.png`` to ``$MINSTN_FIGURES`` or, by
-  default, ``tutorials/figures/``; returns the path.
+  default, ``tutorials/figures/``; in a notebook (Jupyter, VS Code) it also shows
+  that PNG below the cell. Returns nothing, so a cell that ends with it prints nothing.
 * ``digits(n, split)``: real MNIST digits when a copy is found (``$MINSTN_DATA``,
   or the project's shared data folder ``../shared/data/mnist``), otherwise the
   digits that minstn draws itself from fonts. Never downloads anything.
   ``MINSTN_DIGITS=glyphs`` forces the drawn digits (to try the offline path).
+* ``rejects(check, *answer)``: the negative control of an exercise check: the check
+  must raise ``AssertionError`` on this (wrong) answer. The solutions use it.
 """
 
 from __future__ import annotations
@@ -28,11 +31,25 @@ def figures_dir() -> Path:
     return folder
 
 
-def savefig(fig, name: str, dpi: int = 110) -> Path:
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (a terminal IPython cannot show images)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def savefig(fig, name: str, dpi: int = 110) -> None:
     path = figures_dir() / f"{name}.png"
     fig.savefig(path, dpi=dpi)
-    print(f"figure written: {path}")
-    return path
+    if _in_notebook():
+        from IPython.display import Image, display
+
+        display(Image(data=path.read_bytes(), format="png"))  # the very PNG the script writes
+    else:
+        print(f"figure written: {path}")
 
 
 def _mnist_dirs():
@@ -58,3 +75,13 @@ def digits(n: int, split: str = "test", seed: int = 0):
 
     images, labels = load_glyphs(split, n=n, seed=seed)
     return images, labels, "glyphs"
+
+
+def rejects(check, *answer) -> None:
+    """Run an exercise check on a wrong answer: it must raise AssertionError (its message is printed)."""
+    try:
+        check(*answer)
+    except AssertionError as error:
+        print(f"{check.__name__} rejects it, as it should: {error}")
+        return
+    raise AssertionError(f"{check.__name__} accepted a wrong answer: the check cannot fail")
