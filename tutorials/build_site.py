@@ -221,7 +221,7 @@ header { background: #24364b; color: #fff; padding: .6em 1.2em; }
 header a { color: #fff; text-decoration: none; font-weight: 600; }
 .layout { display: flex; max-width: 1180px; margin: 0 auto; }
 nav.steps { flex: 0 0 230px; padding: 1em; border-right: 1px solid #ddd; font-size: 14px; }
-nav.steps ol { padding-left: 1.2em; } nav.steps li { margin: .35em 0; }
+nav.steps ul { padding-left: 0; list-style: none; } nav.steps li { margin: .35em 0; }
 nav.steps .current { font-weight: 700; }
 main { flex: 1; min-width: 0; padding: 1em 2em 3em; }
 .downloads { background: #f3f6f9; border: 1px solid #d8e0e8; padding: .5em .9em; font-size: 14px; }
@@ -267,7 +267,7 @@ def page(title: str, body: str, nav: list[tuple[str, str]], current: str | None,
 {MATHJAX}
 </head><body>
 <header><a href="index.html">{html.escape(COURSE_TITLE)}</a></header>
-<div class="layout"><nav class="steps"><ol>{items}</ol></nav>
+<div class="layout"><nav class="steps"><ul>{items}</ul></nav>
 <main>{body}{pager}</main></div>
 </body></html>
 """
