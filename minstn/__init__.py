@@ -26,6 +26,7 @@ from .backend import BACKENDS, get_backend, set_backend, use_backend
 from .gradcheck import GradcheckError, gradcheck
 from .graph_view import graph
 from .ops import cat, cos, exp, log, matmul, sin, sqrt, stack
+from .kernels.threads import get_num_threads, set_num_threads
 from .random import manual_seed
 
 __version__ = "0.1.0"
@@ -51,6 +52,8 @@ __all__ = [
     "cos",
     "matmul",
     "manual_seed",
+    "set_num_threads",
+    "get_num_threads",
     "set_backend",
     "get_backend",
     "use_backend",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Function, Tensor, as_tensor
+from .kernels import activation_cpu
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -237,14 +238,23 @@ class ReLU(Function):
 
     @staticmethod
     def forward(ctx, a):
-        mask = a > 0
+        if a.dtype in _FAST_RELU:  # one pass for the output and the mask
+            out, mask = activation_cpu.relu_forward(a)
+        else:
+            mask = a > 0
+            out = a * mask
         ctx.save_for_backward(mask)
-        return a * mask
+        return out
 
     @staticmethod
     def backward(ctx, grad):
         (mask,) = ctx.saved_tensors
+        if grad.dtype in _FAST_RELU:
+            return (activation_cpu.relu_backward(grad, mask),)
         return (grad * mask,)
+
+
+_FAST_RELU = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class Tanh(Function):

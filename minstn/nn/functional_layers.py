@@ -29,6 +29,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numba import njit, prange
 
 from ..autograd import Function, Tensor, array_of, as_tensor
+from ..kernels import conv_cpu, pool_cpu
+from ..kernels.conv_cpu import conv_output_size
 
 # Plain loops over (image, channel) planes: each plane is written by one thread only.
 # cache=True keeps the compiled kernels on disk (one signature per dtype).
@@ -45,11 +47,6 @@ def pair(value, name: str = "value") -> tuple:
     if len(value) != 2:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value}")
     return value
-
-
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
-    """``floor((size + 2 padding - kernel) / stride) + 1``: PyTorch's floor mode."""
-    return (size + 2 * padding - kernel) // stride + 1
 
 
 def _windows(x: np.ndarray, kernel: tuple, stride: tuple) -> np.ndarray:
@@ -178,30 +175,56 @@ def conv2d_forward(x, weight, bias, stride, padding) -> tuple:
 
 
 class Conv2d(Function):
+    """Wires the fast kernels of :mod:`minstn.kernels.conv_cpu` (float32 and float64);
+    other dtypes take the readable reference above. Saves ``x``, not its columns."""
+
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):
-        out, cols = conv2d_forward(x, weight, bias, stride, padding)
-        ctx.save_for_backward(cols, weight)
         ctx.x_shape, ctx.stride, ctx.padding = x.shape, stride, padding
         ctx.has_bias = bias is not None
-        return out
+        ctx.fast = x.dtype == weight.dtype and x.dtype in _FAST_DTYPES
+        if not ctx.fast:
+            out, cols = conv2d_forward(x, weight, bias, stride, padding)
+            ctx.save_for_backward(cols, weight)
+            return out
+        _check_conv_shapes(x.shape, weight.shape, stride, padding)
+        ctx.save_for_backward(x, weight)
+        return conv_cpu.conv2d_forward(x, weight, bias, stride, padding)
 
     @staticmethod
     def backward(ctx, grad):
-        cols, weight = ctx.saved_tensors
+        saved, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        O = weight.shape[0]
+        need_b = need_b and ctx.has_bias
+        if ctx.fast:
+            gx, gw, gb = conv_cpu.conv2d_backward(grad, saved, weight, ctx.stride, ctx.padding,
+                                                  need_x, need_w, need_b)
+            return gx, gw, gb, None, None
+        cols, O = saved, weight.shape[0]
         # (O, N*Ho*Wo): columns in the same (n, ho, wo) order as the columns of cols
         g = np.ascontiguousarray(grad.transpose(1, 0, 2, 3)).reshape(O, -1)
         gx = gw = gb = None
         if need_w:
             gw = np.ascontiguousarray((cols @ g.T).T).reshape(weight.shape)  # = g @ cols.T, faster
-        if need_b and ctx.has_bias:
+        if need_b:
             gb = g.sum(axis=1)
         if need_x:
             dcols = weight.reshape(O, -1).T @ g
             gx = col2im(dcols, ctx.x_shape, weight.shape[2:], ctx.stride, ctx.padding)
         return gx, gw, gb, None, None
+
+
+_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_conv_shapes(x_shape, w_shape, stride, padding) -> None:
+    """The reference's errors, raised before the fast kernel runs."""
+    O, C, kh, kw = w_shape
+    if len(x_shape) != 4 or x_shape[1] != C:
+        raise ValueError(f"conv2d: expected input (N, {C}, H, W) for a weight of shape {w_shape}, got {x_shape}")
+    H, W = x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1]
+    if H < kh or W < kw:
+        raise ValueError(f"the kernel {(kh, kw)} is larger than the (padded) input {H}x{W}")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
@@ -296,9 +319,11 @@ def max_pool2d_backward(grad, arg, x_shape, kernel, stride) -> np.ndarray:
 
 
 class MaxPool2d(Function):
+    """Wires the fast kernels of :mod:`minstn.kernels.pool_cpu`."""
+
     @staticmethod
     def forward(ctx, x, kernel, stride):
-        out, arg = max_pool2d_forward(x, kernel, stride)
+        out, arg = pool_cpu.max_pool2d_forward(x, kernel, stride)
         ctx.save_for_backward(arg)
         ctx.x_shape, ctx.kernel, ctx.stride = x.shape, kernel, stride
         return out
@@ -306,7 +331,7 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         (arg,) = ctx.saved_tensors
-        return max_pool2d_backward(grad, arg, ctx.x_shape, ctx.kernel, ctx.stride), None, None
+        return pool_cpu.max_pool2d_backward(grad, arg, ctx.x_shape, ctx.kernel, ctx.stride), None, None
 
 
 def max_pool2d(x, kernel_size, stride=None) -> Tensor:
