@@ -18,7 +18,7 @@ multiply-adds counted from the layer shapes: forward, weight gradient, and input
 gradient where one is needed), and peak RSS of each worker (VmHWM, including its
 imports; "base" is the RSS before the first step). The machine's peak is printed as an
 estimate (cores x clock x 32 float32 FLOP per cycle for AVX2 with two FMA units) and as
-measured by a large float32 matmul. ``--profile`` prints cProfile of minstn steps.
+measured by a large float32 matmul. ``--profile`` prints the wall time of each minstn Function (forward, backward) per step.
 """
 import argparse
 import json
@@ -214,21 +214,47 @@ def worker(args):
             loss = step()
             print(json.dumps({"s": time.perf_counter() - t0, "loss": loss}), flush=True)
         elif cmd == "profile":
-            import cProfile
-            import io
-            import pstats
-            pr = cProfile.Profile()
-            pr.enable()
-            for _ in range(3):
-                step()
-            pr.disable()
-            s = io.StringIO()
-            pstats.Stats(pr, stream=s).sort_stats("tottime").print_stats(16)
-            text = "\n".join(ln for ln in s.getvalue().splitlines()[4:] if ln.strip())
-            print(json.dumps({"profile": text}), flush=True)
+            print(json.dumps({"profile": profile_functions(step)}), flush=True)
         elif cmd == "done":
             print(json.dumps({"base_mb": base, "peak_mb": peak_rss_mb()}), flush=True)
             return
+
+
+def profile_functions(step, steps=3):
+    """Wall time of each Function's forward and backward over ``steps`` steps (ms per
+    step). Wall time in the calling thread, so work done by the kernel threads counts."""
+    from minstn.autograd import Function
+    totals, saved = {}, []
+
+    def timed(cls, which, fn):
+        def wrapper(ctx, *a):
+            t0 = time.perf_counter()
+            try:
+                return fn(ctx, *a)
+            finally:
+                key = (cls.__name__, which)
+                totals[key] = totals.get(key, 0.0) + time.perf_counter() - t0
+        return staticmethod(wrapper)
+
+    todo = list(Function.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        for which in ("forward", "backward"):
+            if which in cls.__dict__:
+                saved.append((cls, which, cls.__dict__[which]))
+                setattr(cls, which, timed(cls, which, cls.__dict__[which].__func__))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    total = time.perf_counter() - t0
+    for cls, which, original in saved:
+        setattr(cls, which, original)
+    rows = sorted(totals.items(), key=lambda kv: -kv[1])
+    lines = [f"    {name + '.' + which:<28}{1e3 * t / steps:9.1f} ms" for (name, which), t in rows if t * 1e3 / steps >= 0.05]
+    lines.append(f"    {'rest (graph, optimiser, ...)':<28}{1e3 * (total - sum(totals.values())) / steps:9.1f} ms")
+    lines.append(f"    {'step':<28}{1e3 * total / steps:9.1f} ms")
+    return "\n".join(lines)
 
 
 class Worker:
@@ -276,7 +302,7 @@ def main(argv=None):
     p.add_argument("--batches", nargs="+", type=int, default=[64, 256])
     p.add_argument("--repeats", type=int, default=9)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--profile", action="store_true", help="cProfile 3 minstn steps per case")
+    p.add_argument("--profile", action="store_true", help="time each minstn Function over 3 steps per case")
     p.add_argument("--worker", choices=["minstn", "torch"], help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--batch", type=int, help=argparse.SUPPRESS)

@@ -81,6 +81,10 @@ def add_train(subparsers) -> None:
     p.add_argument("--test-size", type=positive_int, default=d.test_size, help="at most this many test digits")
     p.add_argument("--out", default=d.out, help="output folder (checkpoint, metrics.json, figures)")
     p.add_argument("--backend", choices=BACKENDS, default=None, help="sampler backend; unset: the current one (numba)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for the layer kernels and the sampler (BLAS then runs on one "
+                        "thread inside each); unset: the CPUs this process may use. On a machine "
+                        "shared with other jobs, fewer threads than cores leaves them room")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_train)
 
@@ -92,7 +96,8 @@ def run_train(args) -> int:
         data_dir=args.data_dir, dataset=args.dataset, distortion=args.distortion, model=args.model,
         transform=args.transform, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         optimizer=args.optimizer, momentum=args.momentum, seed=args.seed, train_size=args.train_size,
-        test_size=args.test_size, out=args.out, backend=args.backend, progress=not args.no_progress)
+        test_size=args.test_size, out=args.out, backend=args.backend, progress=not args.no_progress,
+        threads=args.threads)
     metrics = train(config)
     if metrics["status"] != "done":
         return 1

@@ -65,9 +65,33 @@ def nll_loss(log_probs, target) -> Tensor:
     return -picked.mean()
 
 
+class CrossEntropy(Function):
+    """``-mean_n log softmax(x_n)[t_n]`` in one node (what ``nll_loss(log_softmax(x))`` computes).
+
+    Backward: ``(softmax(x) - onehot(t)) / N`` times the incoming gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        shifted = logits - np.max(logits, axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        rows = np.arange(len(target))
+        ctx.save_for_backward(log_probs, target)
+        return np.asarray(-log_probs[rows, target].mean(), dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        log_probs, target = ctx.saved_tensors
+        d = np.exp(log_probs)
+        d[np.arange(len(target)), target] -= 1
+        d *= (grad / len(target)).astype(d.dtype)
+        return d, None
+
+
 def cross_entropy(logits, target) -> Tensor:
     """Mean cross-entropy of ``logits`` (N, classes) against integer ``target`` (N,)."""
-    return nll_loss(log_softmax(logits, dim=1), target)
+    logits = as_tensor(logits)
+    return CrossEntropy.apply(logits, _check_targets(logits, np.asarray(array_of(target))))
 
 
 def mse_loss(input, target) -> Tensor:

@@ -40,6 +40,7 @@ from .autograd import Tensor, no_grad
 from .checkpoint import load_config, load_state, save_checkpoint, write_json
 from .models import MODELS as _MODEL_BUILDERS
 from .models import build_model, count_parameters
+from .kernels.threads import set_num_threads
 from .random import manual_seed
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_digits", "prepare_data", "DataSplit",
@@ -72,6 +73,7 @@ class TrainConfig:
     out: str = "runs/latest"
     backend: str | None = None      # sampler backend; None keeps the current one ("numba")
     progress: bool = True           # tqdm bar
+    threads: int | None = None      # CPU threads (minstn.set_num_threads); None: the CPUs we may use
 
     def __post_init__(self):
         self.model = self.model.lower().replace("_", "-")
@@ -83,6 +85,7 @@ class TrainConfig:
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.train_size >= 1 and self.test_size >= 1, "train_size and test_size must be >= 1"),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1 or None, got {self.threads}"),
             (self.lr > 0 and math.isfinite(self.lr), f"lr must be a positive number, got {self.lr}"),
         ]
         for ok, message in checks:
@@ -329,6 +332,7 @@ def train(config: TrainConfig | None = None, announce=_say, **overrides) -> dict
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     _use_configured_backend(config)
+    set_num_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
 

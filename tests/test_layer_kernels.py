@@ -282,3 +282,19 @@ def test_new_kernels_stay_in_bounds(tmp_path):
     done = subprocess.run([sys.executable, "-c", BOUNDSCHECK_SCRIPT], env=env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-3000:]
+
+
+def test_cross_entropy_node_matches_the_composition_and_torch():
+    import minstn.functional as F
+    rng = np.random.default_rng(7)
+    logits, target = rng.standard_normal((6, 4)) * 3, rng.integers(0, 4, 6)
+    a, b = mt.tensor(logits, requires_grad=True), mt.tensor(logits, requires_grad=True)
+    fused, composed = F.cross_entropy(a, target), F.nll_loss(F.log_softmax(b, dim=1), target)
+    (fused * 2.5).backward()
+    (composed * 2.5).backward()
+    np.testing.assert_allclose(fused.item(), composed.item(), rtol=1e-14)
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-15)
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(logits, requires_grad=True)
+    (torch.nn.functional.cross_entropy(t, torch.from_numpy(target)) * 2.5).backward()
+    np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-10, atol=1e-14)

@@ -190,3 +190,14 @@ def test_small_cnn_learns_clean_glyphs(tmp_path):
                                 test_size=1000, progress=False, out=str(tmp_path)), announce=lambda s: None)
     print(metrics["history"])
     assert metrics["test_error"] <= 0.05
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_seed_same_bytes_at_a_fixed_thread_count(tmp_path, threads):
+    """A CNN (the fast conv, pool and ReLU kernels) trained twice with the same seed and
+    thread count writes byte-identical weights."""
+    runs = [train(quiet(out=str(tmp_path / f"{threads}-{k}"), model="cnn", seed=5, threads=threads,
+                        train_size=96, test_size=32, batch_size=32), announce=lambda s: None) for k in (0, 1)]
+    assert _same_up_to_time(*runs)
+    a, b = ((tmp_path / f"{threads}-{k}" / "model.npz").read_bytes() for k in (0, 1))
+    assert a == b

@@ -16,7 +16,9 @@ reductions over tasks are summed in task order. A free worker takes the next tas
 core that another job slows down just does fewer of them (a shared machine costs its
 share, not a stall).
 
-``N`` defaults to the CPUs this process may run on (``os.sched_getaffinity``).
+``N`` defaults to the CPUs this process may run on (``os.sched_getaffinity``). On a
+machine shared with other jobs, ``minstn train --threads N`` with N below the core
+count leaves them room; the workers never exceed N busy threads in all.
 """
 
 from __future__ import annotations
@@ -30,11 +32,16 @@ _state = {"threads": None, "pool": None, "blas": None}
 
 
 def default_num_threads() -> int:
-    """The CPUs this process may use (its affinity mask), at least 1."""
+    """The CPUs this process may use (its affinity mask), or Numba's thread count if that
+    is lower (``NUMBA_NUM_THREADS=1`` makes a process single-threaded, as the Table 1
+    child processes are); at least 1."""
+    import numba
+
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, numba.config.NUMBA_NUM_THREADS))
 
 
 def set_num_threads(n: int | None = None) -> int:
