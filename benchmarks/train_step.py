@@ -104,10 +104,18 @@ def torch_build(torch, d):
     return {"ST": ST, "STClassifier": STClassifier}[kind]()
 
 
-def make_batch(batch, seed=0):
+def build_torch_model(torch, spec, state_dict):
+    """The torch model of ``describe``'s ``spec``, holding the weights of ``state_dict`` (arrays)."""
+    model = torch_build(torch, spec)
+    model.load_state_dict({k: torch.from_numpy(np.array(getattr(v, "data", v))) for k, v in state_dict.items()},
+                          strict=True)
+    return model
+
+
+def make_batch(batch, seed=0, size=SIZE):
     """RTS-like inputs: non-negative images in [0, 1], a few bright strokes, and labels."""
     rng = np.random.default_rng(seed)
-    x = np.clip(rng.standard_normal((batch, 1, SIZE, SIZE)), 0, None).astype(np.float32)
+    x = np.clip(rng.standard_normal((batch, 1, size, size)), 0, None).astype(np.float32)
     x /= x.max()
     return x, rng.integers(0, CLASSES, batch)
 
@@ -123,7 +131,7 @@ def build_minstn(name, seed=0):
     return model
 
 
-def step_flops(model, batch):
+def step_flops(model, batch, size=SIZE):
     """Multiply-adds x 2 of one training step, from the shapes each Conv2d / Linear sees."""
     import minstn as mt
     from minstn import nn
@@ -147,7 +155,7 @@ def step_flops(model, batch):
             saved.append((m, counting(m, lambda xs, os_, k=k: 2 * k * int(np.prod(os_)))))
         elif isinstance(m, nn.Linear):
             saved.append((m, counting(m, lambda xs, os_, m=m: 2 * m.in_features * int(np.prod(os_)))))
-    x, _ = make_batch(batch)
+    x, _ = make_batch(batch, size=size)
     model(mt.Tensor(x))
     for m, forward in saved:
         m.forward = forward
@@ -192,8 +200,7 @@ def worker(args):
         import torch
         torch.set_num_threads(args.threads)
         with open(args.spec) as f:
-            model = torch_build(torch, json.load(f))
-        model.load_state_dict({k: torch.from_numpy(v) for k, v in np.load(args.weights).items()}, strict=True)
+            model = build_torch_model(torch, json.load(f), dict(np.load(args.weights)))
         opt = torch.optim.SGD(model.parameters(), lr=LR)
         model.train()
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
