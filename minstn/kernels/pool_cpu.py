@@ -7,7 +7,8 @@ of ``minstn.nn.functional_layers`` computes (floor mode, no padding):
     arg[n, c, ho, wo] = i * kw + j of the FIRST maximum (np.argmax's rule; a NaN wins)
     grad_x[n, c, ho*sh + a // kw, wo*sw + a % kw] += grad[n, c, ho, wo],  a = arg[n, c, ho, wo]
 
-What makes it fast: ``arg`` is uint8 when a window has at most 256 elements (8x less
+The paper's 2x2 windows with stride 2 have their own unrolled loop. What makes it fast:
+``arg`` is uint8 when a window has at most 256 elements (8x less
 memory than intp), the loops index flat views with unsigned numbers (so LLVM sees plain
 address arithmetic), and the batch is split into tasks of ``TASK_IMAGES`` images run by
 the ``kernels.threads`` workers (each task writes its own images only, so the result does
@@ -57,6 +58,36 @@ def _max_pool_forward_images(x, n0, n1, kh, kw, sh, sw, out, arg):
 
 
 @njit(**_JIT)
+def _max_pool_2x2_images(x, n0, n1, out, arg):
+    """:func:`_max_pool_forward_images` for the paper's 2x2 windows, stride 2, unrolled:
+    the four candidates are compared in window order, so the first maximum still wins."""
+    C, H, W = x.shape[1], x.shape[2], x.shape[3]
+    Ho, Wo = out.shape[2], out.shape[3]
+    xf, of, af = x.reshape(-1), out.reshape(-1), arg.reshape(-1)
+    for plane in range(n0 * C, n1 * C):
+        src0 = plane * H * W
+        dst0 = plane * Ho * Wo
+        for ho in range(Ho):
+            top = np.uintp(src0 + 2 * ho * W)
+            bottom = top + np.uintp(W)
+            d = np.uintp(dst0 + ho * Wo)
+            for wo in range(Wo):
+                s = np.uintp(2 * wo)
+                best, which = xf[top + s], 0
+                v = xf[top + s + np.uintp(1)]
+                if v > best or (v != v and best == best):
+                    best, which = v, 1
+                v = xf[bottom + s]
+                if v > best or (v != v and best == best):
+                    best, which = v, 2
+                v = xf[bottom + s + np.uintp(1)]
+                if v > best or (v != v and best == best):
+                    best, which = v, 3
+                of[d + np.uintp(wo)] = best
+                af[d + np.uintp(wo)] = which
+
+
+@njit(**_JIT)
 def _max_pool_backward_images(grad, arg, n0, n1, kw, sh, sw, dx):
     """``dx`` of the images ``n0 <= n < n1``: zeros, plus each output's gradient added at
     its window's winner (added: overlapping windows may share a winner)."""
@@ -93,7 +124,10 @@ def max_pool2d_forward(x: np.ndarray, kernel: tuple, stride: tuple) -> tuple:
     arg = np.empty((N, C, Ho, Wo), dtype=np.uint8 if kh * kw <= 256 else np.int32)
     if out.size:
         chunks = _tasks(N)
-        run_tasks(lambda t: _max_pool_forward_images(x, *chunks[t], kh, kw, sh, sw, out, arg), len(chunks))
+        if kernel == (2, 2) and stride == (2, 2):
+            run_tasks(lambda t: _max_pool_2x2_images(x, *chunks[t], out, arg), len(chunks))
+        else:
+            run_tasks(lambda t: _max_pool_forward_images(x, *chunks[t], kh, kw, sh, sw, out, arg), len(chunks))
     return out, arg
 
 
