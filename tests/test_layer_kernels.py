@@ -211,13 +211,15 @@ def test_results_do_not_depend_on_the_thread_count():
             threads.set_num_threads(n)
             with small_tasks(task_images=4, chunk_floats=300):
                 out = conv_cpu.conv2d_forward(x, w, None, (1, 1), (0, 0))
+                spec_out, spectra = conv_dft.conv2d_dft_forward(x, w, None)
                 results.append([out, *conv_cpu.conv2d_backward(grad, x, w, (1, 1), (0, 0)),
-                                *pool_cpu.max_pool2d_forward(out, (2, 2), (2, 2))])
+                                *pool_cpu.max_pool2d_forward(out, (2, 2), (2, 2)),
+                                spec_out, *conv_dft.conv2d_dft_backward(grad, spectra)])
     finally:
         threads.set_num_threads(before)
     for other in results[1:]:
         for a, b in zip(results[0], other):
-            assert a.tobytes() == b.tobytes()
+            assert a is None and b is None or a.tobytes() == b.tobytes()
 
 
 def test_set_num_threads_rejects_zero():
@@ -316,3 +318,77 @@ def test_relu_after_max_pool_is_the_same_function_and_gradient():
     ya.backward(upstream)
     yb.backward(upstream)
     np.testing.assert_array_equal(a.grad, b.grad)
+
+
+# ---------------------------------------------------------------------------
+# the DFT route (kernels/conv_dft): many channels, big kernels, stride 1
+# ---------------------------------------------------------------------------
+
+from minstn.kernels import conv_dft  # noqa: E402
+
+
+@st.composite
+def dft_cases(draw):
+    N, C, O = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    H, W = draw(st.integers(kh, 10)), draw(st.integers(kw, 10))     # odd and even sides
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    return (rng.standard_normal((N, C, H, W)).astype(dtype), rng.standard_normal((O, C, kh, kw)).astype(dtype),
+            rng.standard_normal(O).astype(dtype), rng)
+
+
+@settings(deadline=None, max_examples=60)
+@given(dft_cases())
+def test_dft_conv_matches_reference(case):
+    x, w, b, rng = case
+    out, saved = conv_dft.conv2d_dft_forward(x, w, b)
+    ref, _ = FL.conv2d_forward(x, w, b, (1, 1), (0, 0))
+    assert_close(out, ref, x.dtype, "forward")
+    grad = rng.standard_normal(ref.shape).astype(x.dtype)
+    got = conv_dft.conv2d_dft_backward(grad, saved)
+    for name, a, r in zip(("grad_x", "grad_w", "grad_b"), got, reference_conv_backward(grad, x, w, (1, 1), (0, 0))):
+        assert_close(a, r, x.dtype, name)
+    gx, gw, gb = conv_dft.conv2d_dft_backward(grad, saved, need_input=False, need_bias=False)
+    assert gx is None and gb is None
+    assert_close(gw, got[1], x.dtype, "grad_w alone")
+
+
+def test_dft_route_is_taken_where_it_is_cheaper():
+    """The CNN's 64 -> 64 7x7 convolution on 17x17 maps goes through the DFT; the first
+    convolution (one channel) and strided or padded ones use im2col."""
+    assert conv_dft.dft_is_cheaper((256, 64, 17, 17), (64, 64, 7, 7), (1, 1), (0, 0))
+    assert not conv_dft.dft_is_cheaper((256, 1, 42, 42), (64, 1, 9, 9), (1, 1), (0, 0))
+    assert not conv_dft.dft_is_cheaper((256, 64, 17, 17), (64, 64, 7, 7), (2, 2), (0, 0))
+    assert not conv_dft.dft_is_cheaper((256, 64, 17, 17), (64, 64, 7, 7), (1, 1), (1, 1))
+
+
+@settings(deadline=None, max_examples=8)
+@given(dft_cases())
+def test_conv2d_function_gradcheck_on_the_dft_route(case):
+    x, w, b, _ = case
+    always = lambda x_shape, w_shape, stride, padding: tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+    saved, conv_dft.dft_is_cheaper = conv_dft.dft_is_cheaper, always
+    try:
+        xs = [mt.tensor(a, dtype=np.float64, requires_grad=True) for a in (x[:2], w, b)]
+        assert mt.gradcheck(lambda x, w, b: FL.conv2d(x, w, b), xs)
+    finally:
+        conv_dft.dft_is_cheaper = saved
+
+
+def test_dft_check_fails_on_a_wrong_table():
+    """Negative control: forgetting that the kept frequencies count twice is caught."""
+    rng = np.random.default_rng(9)
+    x, w = rng.standard_normal((2, 3, 8, 7)), rng.standard_normal((2, 3, 3, 3))
+    conv_dft._conv_tables.cache_clear()
+    forward, inverse = conv_dft._tables(8, 7, x.dtype.str)
+    saved = conv_dft._tables
+    conv_dft._tables = lambda H, W, dtype: (forward, inverse / 2)
+    try:
+        conv_dft._conv_tables.cache_clear()
+        with pytest.raises(AssertionError):
+            assert_close(conv_dft.conv2d_dft_forward(x, w, None)[0], FL.conv2d_forward(x, w, None, (1, 1), (0, 0))[0],
+                         x.dtype)
+    finally:
+        conv_dft._tables = saved
+        conv_dft._conv_tables.cache_clear()

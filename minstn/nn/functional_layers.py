@@ -29,7 +29,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numba import njit, prange
 
 from ..autograd import Function, Tensor, array_of, as_tensor
-from ..kernels import conv_cpu, pool_cpu
+from ..kernels import conv_cpu, conv_dft, pool_cpu
 from ..kernels.conv_cpu import conv_output_size
 
 # Plain loops over (image, channel) planes: each plane is written by one thread only.
@@ -175,28 +175,36 @@ def conv2d_forward(x, weight, bias, stride, padding) -> tuple:
 
 
 class Conv2d(Function):
-    """Wires the fast kernels of :mod:`minstn.kernels.conv_cpu` (float32 and float64);
-    other dtypes take the readable reference above. Saves ``x``, not its columns."""
+    """Wires the fast kernels (float32 and float64): ``conv_dft`` where the DFT route
+    needs fewer multiply-adds (many channels, big kernels, stride 1), else ``conv_cpu``;
+    other dtypes take the readable reference above. Never saves the columns."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):
         ctx.x_shape, ctx.stride, ctx.padding = x.shape, stride, padding
         ctx.has_bias = bias is not None
-        ctx.fast = x.dtype == weight.dtype and x.dtype in _FAST_DTYPES
-        if not ctx.fast:
+        if not (x.dtype == weight.dtype and x.dtype in _FAST_DTYPES):
+            ctx.route = "reference"
             out, cols = conv2d_forward(x, weight, bias, stride, padding)
             ctx.save_for_backward(cols, weight)
             return out
         _check_conv_shapes(x.shape, weight.shape, stride, padding)
+        if conv_dft.dft_is_cheaper(x.shape, weight.shape, stride, padding):
+            ctx.route = "dft"
+            out, ctx.spectra = conv_dft.conv2d_dft_forward(x, weight, bias)
+            return out
+        ctx.route = "im2col"
         ctx.save_for_backward(x, weight)
         return conv_cpu.conv2d_forward(x, weight, bias, stride, padding)
 
     @staticmethod
     def backward(ctx, grad):
-        saved, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         need_b = need_b and ctx.has_bias
-        if ctx.fast:
+        if ctx.route == "dft":
+            return (*conv_dft.conv2d_dft_backward(grad, ctx.spectra, need_x, need_w, need_b), None, None)
+        saved, weight = ctx.saved_tensors
+        if ctx.route == "im2col":
             gx, gw, gb = conv_cpu.conv2d_backward(grad, saved, weight, ctx.stride, ctx.padding,
                                                   need_x, need_w, need_b)
             return gx, gw, gb, None, None
