@@ -30,61 +30,63 @@ _JIT = dict(nogil=True, cache=True, error_model="numpy")
 
 
 @njit(**_JIT)
+def _window_rows(xf, of, af, src0, dst0, Ho, Wo, W, kh, kw, sh, sw):
+    """One image plane, any window: ``src0`` / ``dst0`` are its first element in x / out."""
+    for ho in range(Ho):
+        row0 = src0 + ho * sh * W
+        for wo in range(Wo):
+            s = np.uintp(row0 + wo * sw)
+            best = xf[s]
+            which = 0
+            for i in range(kh):
+                for j in range(kw):
+                    v = xf[s + np.uintp(i * W + j)]
+                    # strictly greater: the FIRST maximum wins; a NaN wins over
+                    # numbers and the first NaN stays (np.argmax's rule)
+                    if v > best or (v != v and best == best):
+                        best = v
+                        which = i * kw + j
+            d = np.uintp(dst0 + ho * Wo + wo)
+            of[d] = best
+            af[d] = which
+
+
+@njit(**_JIT)
+def _window_rows_2x2(xf, of, af, src0, dst0, Ho, Wo, W):
+    """:func:`_window_rows` for the paper's 2x2 windows with stride 2, unrolled: the four
+    candidates are compared in window order, so the first maximum still wins."""
+    for ho in range(Ho):
+        top = np.uintp(src0 + 2 * ho * W)
+        bottom = top + np.uintp(W)
+        d = np.uintp(dst0 + ho * Wo)
+        for wo in range(Wo):
+            s = np.uintp(2 * wo)
+            best, which = xf[top + s], 0
+            v = xf[top + s + np.uintp(1)]
+            if v > best or (v != v and best == best):
+                best, which = v, 1
+            v = xf[bottom + s]
+            if v > best or (v != v and best == best):
+                best, which = v, 2
+            v = xf[bottom + s + np.uintp(1)]
+            if v > best or (v != v and best == best):
+                best, which = v, 3
+            of[d + np.uintp(wo)] = best
+            af[d + np.uintp(wo)] = which
+
+
+@njit(**_JIT)
 def _max_pool_forward_images(x, n0, n1, kh, kw, sh, sw, out, arg):
     """``out`` and ``arg`` of the images ``n0 <= n < n1`` (all four arrays C-contiguous)."""
     C, H, W = x.shape[1], x.shape[2], x.shape[3]
     Ho, Wo = out.shape[2], out.shape[3]
     xf, of, af = x.reshape(-1), out.reshape(-1), arg.reshape(-1)
+    paper = kh == 2 and kw == 2 and sh == 2 and sw == 2
     for plane in range(n0 * C, n1 * C):
-        src0 = plane * H * W
-        dst0 = plane * Ho * Wo
-        for ho in range(Ho):
-            row0 = src0 + ho * sh * W
-            for wo in range(Wo):
-                s = np.uintp(row0 + wo * sw)
-                best = xf[s]
-                which = 0
-                for i in range(kh):
-                    for j in range(kw):
-                        v = xf[s + np.uintp(i * W + j)]
-                        # strictly greater: the FIRST maximum wins; a NaN wins over
-                        # numbers and the first NaN stays (np.argmax's rule)
-                        if v > best or (v != v and best == best):
-                            best = v
-                            which = i * kw + j
-                d = np.uintp(dst0 + ho * Wo + wo)
-                of[d] = best
-                af[d] = which
-
-
-@njit(**_JIT)
-def _max_pool_2x2_images(x, n0, n1, out, arg):
-    """:func:`_max_pool_forward_images` for the paper's 2x2 windows, stride 2, unrolled:
-    the four candidates are compared in window order, so the first maximum still wins."""
-    C, H, W = x.shape[1], x.shape[2], x.shape[3]
-    Ho, Wo = out.shape[2], out.shape[3]
-    xf, of, af = x.reshape(-1), out.reshape(-1), arg.reshape(-1)
-    for plane in range(n0 * C, n1 * C):
-        src0 = plane * H * W
-        dst0 = plane * Ho * Wo
-        for ho in range(Ho):
-            top = np.uintp(src0 + 2 * ho * W)
-            bottom = top + np.uintp(W)
-            d = np.uintp(dst0 + ho * Wo)
-            for wo in range(Wo):
-                s = np.uintp(2 * wo)
-                best, which = xf[top + s], 0
-                v = xf[top + s + np.uintp(1)]
-                if v > best or (v != v and best == best):
-                    best, which = v, 1
-                v = xf[bottom + s]
-                if v > best or (v != v and best == best):
-                    best, which = v, 2
-                v = xf[bottom + s + np.uintp(1)]
-                if v > best or (v != v and best == best):
-                    best, which = v, 3
-                of[d + np.uintp(wo)] = best
-                af[d + np.uintp(wo)] = which
+        if paper:
+            _window_rows_2x2(xf, of, af, plane * H * W, plane * Ho * Wo, Ho, Wo, W)
+        else:
+            _window_rows(xf, of, af, plane * H * W, plane * Ho * Wo, Ho, Wo, W, kh, kw, sh, sw)
 
 
 @njit(**_JIT)
@@ -124,10 +126,7 @@ def max_pool2d_forward(x: np.ndarray, kernel: tuple, stride: tuple) -> tuple:
     arg = np.empty((N, C, Ho, Wo), dtype=np.uint8 if kh * kw <= 256 else np.int32)
     if out.size:
         chunks = _tasks(N)
-        if kernel == (2, 2) and stride == (2, 2):
-            run_tasks(lambda t: _max_pool_2x2_images(x, *chunks[t], out, arg), len(chunks))
-        else:
-            run_tasks(lambda t: _max_pool_forward_images(x, *chunks[t], kh, kw, sh, sw, out, arg), len(chunks))
+        run_tasks(lambda t: _max_pool_forward_images(x, *chunks[t], kh, kw, sh, sw, out, arg), len(chunks))
     return out, arg
 
 
