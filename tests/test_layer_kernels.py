@@ -392,3 +392,22 @@ def test_dft_check_fails_on_a_wrong_table():
     finally:
         conv_dft._tables = saved
         conv_dft._conv_tables.cache_clear()
+
+
+def test_dft_route_matches_torch():
+    """The CNN's second convolution (64 -> 64, 7x7 on 17x17: the DFT route) against torch.nn.Conv2d."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(10)
+    x = rng.random((3, 64, 17, 17)).astype(np.float32)
+    assert conv_dft.dft_is_cheaper(x.shape, (64, 64, 7, 7), (1, 1), (0, 0))
+    ours, theirs = nn.Conv2d(64, 64, 7), torch.nn.Conv2d(64, 64, 7)
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    xm, xt = mt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ym, yt = ours(xm), theirs(xt)
+    np.testing.assert_allclose(ym.data, yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    upstream = rng.standard_normal(ym.shape).astype(np.float32)
+    ym.backward(upstream)
+    yt.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), rtol=1e-4, atol=1e-3)
