@@ -105,8 +105,10 @@ def pool_cases(draw):
     x = rng.standard_normal((N, C, H, W))
     if kind == "ties":            # after a ReLU: windows full of zeros
         x = np.maximum(x, 0) * (rng.random(x.shape) < 0.3)
-    elif kind == "nan":
+    elif kind == "nan":           # NaN wins; +inf and -inf in one window sum to NaN too
         x[rng.random(x.shape) < 0.1] = np.nan
+        x[rng.random(x.shape) < 0.1] = np.inf
+        x[rng.random(x.shape) < 0.1] = -np.inf
     return x.astype(dtype), (kh, kw), (sh, sw), rng, draw(st.booleans())
 
 
