@@ -113,9 +113,11 @@ def _max_pool_forward_images(x, n0, n1, kh, kw, sh, sw, out, arg):
 
 
 @njit(**_JIT)
-def _max_pool_backward_images(grad, arg, n0, n1, kw, sh, sw, dx):
+def _max_pool_backward_images(grad, arg, n0, n1, offsets, sh, sw, dx):
     """``dx`` of the images ``n0 <= n < n1``: zeros, plus each output's gradient added at
-    its window's winner (added: overlapping windows may share a winner)."""
+    its window's winner (added: overlapping windows may share a winner). ``offsets[a]``
+    is ``(a // kw) * W + a % kw``, the winner's place in the plane from the window's
+    first pixel (a table: an integer division per output was a third of the time)."""
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     Ho, Wo = grad.shape[2], grad.shape[3]
     gf, af, df = grad.reshape(-1), arg.reshape(-1), dx.reshape(-1)
@@ -127,8 +129,7 @@ def _max_pool_backward_images(grad, arg, n0, n1, kw, sh, sw, dx):
         for ho in range(Ho):
             for wo in range(Wo):
                 s = np.uintp(src0 + ho * Wo + wo)
-                a = np.intp(af[s])
-                d = dst0 + (ho * sh + a // kw) * W + wo * sw + a % kw
+                d = dst0 + ho * sh * W + wo * sw + offsets[af[s]]
                 df[np.uintp(d)] += gf[s]
 
 
@@ -159,6 +160,8 @@ def max_pool2d_backward(grad: np.ndarray, arg: np.ndarray, x_shape: tuple, kerne
     dx = np.empty(x_shape, dtype=grad.dtype)
     if dx.size:
         chunks = _tasks(x_shape[0])
-        run_tasks(lambda t: _max_pool_backward_images(grad, arg, *chunks[t], kernel[1], stride[0], stride[1], dx),
+        kh, kw = kernel
+        offsets = np.array([(a // kw) * x_shape[3] + a % kw for a in range(kh * kw)], dtype=np.intp)
+        run_tasks(lambda t: _max_pool_backward_images(grad, arg, *chunks[t], offsets, stride[0], stride[1], dx),
                   len(chunks))
     return dx
