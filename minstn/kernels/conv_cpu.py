@@ -12,12 +12,12 @@ fit in the cache (about ``CHUNK_FLOATS`` numbers). Per chunk:
               dcols = W^T @ g;  grad_x[chunk] = col2im(dcols)
 
 so the columns are never stored for the backward (x is), and no layout transpose of a
-whole tensor is made. Tasks run on ``kernels.threads`` workers; the weight and bias
-gradients are summed over tasks in task order, so the bytes do not depend on the
-thread count.
+whole tensor is made. Tasks run on ``kernels.threads`` workers; the weight gradient is
+summed over tasks in task order, so the bytes do not depend on the thread count.
 
-How to read the file: the four ``@njit`` loops first (one job each, zero padding handled
-inside them by clipping the output range that a kernel offset can reach), then the
+How to read the file: ``_valid_range`` and the four ``@njit`` loops first (one job
+each; zero padding is handled inside them by clipping the output range that a kernel
+offset can reach), then the
 two drivers :func:`conv2d_forward` and :func:`conv2d_backward` that the ``Conv2d``
 Function calls.
 """
