@@ -413,3 +413,34 @@ def test_dft_route_matches_torch():
     np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+from minstn.kernels import linear_cpu  # noqa: E402
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(1, 150), st.integers(1, 40), st.integers(1, 70), st.sampled_from([np.float32, np.float64]),
+       st.integers(0, 2**32 - 1), st.booleans())
+def test_fast_linear_matches_reference(M, K, O, dtype, seed, bias):
+    """Several row and feature blocks (the block sizes are 64 and 32), and single blocks."""
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((M, K)).astype(dtype), rng.standard_normal((O, K)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype) if bias else None
+    assert_close(linear_cpu.linear_forward(x, w, b), FL.linear_forward(x, w, b), dtype, "forward")
+    g = rng.standard_normal((M, O)).astype(dtype)
+    gx, gw = linear_cpu.linear_backward(g, x, w)
+    assert_close(gx, g @ w, dtype, "grad_x")
+    assert_close(gw, g.T @ x, dtype, "grad_w")
+    before = threads.get_num_threads()
+    try:
+        threads.set_num_threads(3)
+        again = linear_cpu.linear_backward(g, x, w)
+    finally:
+        threads.set_num_threads(before)
+    assert gx.tobytes() == again[0].tobytes() and gw.tobytes() == again[1].tobytes()
+
+
+def test_linear_on_three_dimensional_input_gradcheck():
+    x = mt.tensor(np.random.default_rng(11).standard_normal((2, 3, 4)), requires_grad=True)
+    lin = nn.Linear(4, 5).double()
+    assert mt.gradcheck(lambda x, w, b: FL.linear(x, w, b), [x, lin.weight, lin.bias])

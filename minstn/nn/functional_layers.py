@@ -23,7 +23,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..autograd import Function, Tensor, array_of, as_tensor
-from ..kernels import conv_cpu, conv_dft, pool_cpu
+from ..kernels import conv_cpu, conv_dft, linear_cpu, pool_cpu
 from ..kernels.conv_cpu import conv_output_size
 
 __all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "pair", "conv_output_size"]
@@ -73,6 +73,8 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias) -> np.ndarray:
 
 
 class Linear(Function):
+    """Wires :mod:`minstn.kernels.linear_cpu` (the products split into tasks)."""
+
     @staticmethod
     def forward(ctx, x, weight, bias):
         if x.shape[-1] != weight.shape[1]:
@@ -82,19 +84,18 @@ class Linear(Function):
             )
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return linear_forward(x, weight, bias)
+        out = linear_cpu.linear_forward(x.reshape(-1, x.shape[-1]), weight, bias)
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        gx = grad @ weight if need_x else None
         # leading batch dimensions (any number of them) all sum into the weight grad
         g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
-        # (x^T g)^T rather than g^T x: BLAS is much faster on C-ordered tall operands
-        gw = np.ascontiguousarray((x2.T @ g2).T) if need_w else None
+        gx, gw = linear_cpu.linear_backward(g2, x2, weight, need_x, need_w)
         gb = g2.sum(axis=0) if (need_b and ctx.has_bias) else None
-        return gx, gw, gb
+        return (None if gx is None else gx.reshape(x.shape)), gw, gb
 
 
 def linear(x, weight, bias=None) -> Tensor:
