@@ -234,6 +234,20 @@ def test_set_num_threads_rejects_zero():
 # ---------------------------------------------------------------------------
 
 
+def compare_with_torch(torch, ours, theirs, x, rng, grad_atol):
+    """Same weights in both; outputs, input gradient and parameter gradients agree."""
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    xm, xt = mt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ym, yt = ours(xm), theirs(xt)
+    np.testing.assert_allclose(ym.data, yt.detach().numpy(), rtol=1e-4, atol=1e-5)
+    upstream = rng.standard_normal(ym.shape).astype(np.float32)
+    ym.backward(upstream)
+    yt.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
+    for (name, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=grad_atol, err_msg=name)
+
+
 def test_cnn_layers_match_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(6)
@@ -242,16 +256,7 @@ def test_cnn_layers_match_torch():
                          nn.Conv2d(4, 3, 2), nn.ReLU())
     theirs = torch.nn.Sequential(torch.nn.Conv2d(2, 4, 5, stride=2, padding=1), torch.nn.ReLU(),
                                  torch.nn.MaxPool2d(2), torch.nn.Conv2d(4, 3, 2), torch.nn.ReLU())
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
-    xm, xt = mt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    ym, yt = ours(xm), theirs(xt)
-    np.testing.assert_allclose(ym.data, yt.detach().numpy(), rtol=1e-4, atol=1e-5)
-    upstream = rng.standard_normal(ym.shape).astype(np.float32)
-    ym.backward(upstream)
-    yt.backward(torch.from_numpy(upstream))
-    np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=1e-4, atol=1e-5)
-    for (name, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
-        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+    compare_with_torch(torch, ours, theirs, x, rng, grad_atol=1e-4)
 
 
 # ---------------------------------------------------------------------------
@@ -403,16 +408,7 @@ def test_dft_route_matches_torch():
     x = rng.random((3, 64, 17, 17)).astype(np.float32)
     assert conv_dft.dft_is_cheaper(x.shape, (64, 64, 7, 7), (1, 1), (0, 0))
     ours, theirs = nn.Conv2d(64, 64, 7), torch.nn.Conv2d(64, 64, 7)
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
-    xm, xt = mt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
-    ym, yt = ours(xm), theirs(xt)
-    np.testing.assert_allclose(ym.data, yt.detach().numpy(), rtol=1e-4, atol=1e-5)
-    upstream = rng.standard_normal(ym.shape).astype(np.float32)
-    ym.backward(upstream)
-    yt.backward(torch.from_numpy(upstream))
-    np.testing.assert_allclose(xm.grad, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(ours.weight.grad, theirs.weight.grad.numpy(), rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), rtol=1e-4, atol=1e-3)
+    compare_with_torch(torch, ours, theirs, x, rng, grad_atol=1e-3)
 
 
 from minstn.kernels import linear_cpu  # noqa: E402
