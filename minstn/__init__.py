@@ -26,6 +26,7 @@ from .autograd import (
 from .backend import BACKENDS, get_backend, set_backend, use_backend
 from .gradcheck import GradcheckError, gradcheck
 from .graph_view import graph
+from .kernels.threads import get_num_threads, set_num_threads
 from .ops import cos, exp, log, matmul, sin, sqrt
 from .shape_ops import cat, stack
 from .random import manual_seed
@@ -35,7 +36,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Tensor", "Function", "Context", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled",
     "gradcheck", "GradcheckError", "graph", "cat", "stack", "exp", "log", "sqrt", "sin", "cos", "matmul",
-    "manual_seed", "set_backend", "get_backend", "use_backend", "BACKENDS", "zeros", "ones",
+    "manual_seed", "set_num_threads", "get_num_threads", "set_backend", "get_backend", "use_backend", "BACKENDS",
+    "zeros", "ones",
 ]
 
 

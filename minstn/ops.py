@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import Function, Tensor, as_tensor
+from .kernels import activation_cpu
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -203,11 +204,36 @@ Sqrt, sqrt = _elementwise("Sqrt", np.sqrt, lambda g, x, y: g / (2 * y), "sqrt x;
 Sin, sin = _elementwise("Sin", np.sin, lambda g, x, y: g * np.cos(x), "sin x; (sin x)' = cos x")
 Cos, cos = _elementwise("Cos", np.cos, lambda g, x, y: -g * np.sin(x), "cos x; (cos x)' = -sin x")
 Abs, abs = _elementwise("Abs", np.abs, lambda g, x, y: g * np.sign(x), "|x|; |x|' = sign x (0 at 0)")  # noqa: A001
-ReLU, relu = _elementwise("ReLU", lambda x: x * (x > 0), lambda g, x, y: g * (x > 0),
-                          "max(0, x); the derivative at exactly 0 is taken as 0 (as PyTorch does)")
 Tanh, tanh = _elementwise("Tanh", np.tanh, lambda g, x, y: g * (1 - y * y), "tanh x; (tanh x)' = 1 - tanh^2 x")
 Sigmoid, sigmoid = _elementwise("Sigmoid", _stable_sigmoid, lambda g, x, y: g * y * (1 - y),
                                 "1 / (1 + e^-x); its derivative is y (1 - y)")
+
+
+class ReLU(Function):
+    """max(0, x); the derivative at exactly 0 is taken as 0 (as PyTorch does). Keeps the
+    mask x > 0 only (one byte per element); float32 and float64 take the one-pass kernels
+    of :mod:`minstn.kernels.activation_cpu`, which give the same numbers."""
+
+    @staticmethod
+    def forward(ctx, a):
+        if a.dtype in _FAST_RELU:
+            out, mask = activation_cpu.relu_forward(a)
+        else:
+            mask = a > 0
+            out = a * mask
+        ctx.save_for_backward(mask)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (mask,) = ctx.saved_tensors
+        if grad.dtype in _FAST_RELU:
+            return (activation_cpu.relu_backward(grad, mask),)
+        return (grad * mask,)
+
+
+_FAST_RELU = (np.dtype(np.float32), np.dtype(np.float64))
+relu = _unary(ReLU, "relu")
 
 
 class Clamp(Function):

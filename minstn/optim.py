@@ -13,6 +13,7 @@ The paper trains with plain SGD, lr 0.01 divided by 10 every 50k iterations
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 
@@ -33,6 +34,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups = []
         self.state = {}  # id(param) -> per-parameter state (momentum buffers, moments)
+        self._buffers = {}  # (id(param), name) -> scratch array of the update, see _scratch
         params = list(params)
         if not params:
             raise ValueError("optimiser got an empty parameter list")
@@ -71,6 +73,15 @@ class Optimizer:
 
     def _update(self, group: dict, p: Tensor, state: dict) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _scratch(self, p: Tensor, name: str) -> np.ndarray:
+        """A work array of ``p``'s shape, kept between steps (not state: never saved), so
+        that an update writes into it instead of allocating temporaries."""
+        key = (id(p), name)
+        buf = self._buffers.get(key)
+        if buf is None or buf.shape != p.data.shape or buf.dtype != p.data.dtype:
+            buf = self._buffers[key] = np.empty_like(p.data)
+        return buf
 
     # --- saving: parameters are referred to by their position, as in PyTorch ---
     def _all_params(self):
@@ -159,7 +170,8 @@ class SGD(Optimizer):
     def _update(self, group, p, state):
         g = p.grad
         if group["weight_decay"]:
-            g = g + group["weight_decay"] * p.data
+            g = np.multiply(p.data, group["weight_decay"], out=self._scratch(p, "decay"))
+            g += p.grad
         if group["momentum"]:
             buf = state.get("momentum_buffer")
             if buf is None:
@@ -168,7 +180,7 @@ class SGD(Optimizer):
                 buf *= group["momentum"]
                 buf += g
             g = buf
-        p.data -= (group["lr"] * g).astype(p.dtype, copy=False)
+        p.data -= np.multiply(g, group["lr"], out=self._scratch(p, "step"))
 
 
 class Adam(Optimizer):
@@ -187,7 +199,8 @@ class Adam(Optimizer):
     def _update(self, group, p, state):
         g = p.grad
         if group["weight_decay"]:
-            g = g + group["weight_decay"] * p.data
+            g = np.multiply(p.data, group["weight_decay"], out=self._scratch(p, "decay"))
+            g += p.grad
         b1, b2 = group["betas"]
         if not state:
             state["step"] = 0
@@ -195,13 +208,18 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = np.zeros_like(p.data)
         state["step"] += 1
         t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        tmp = self._scratch(p, "step")
         m *= b1
-        m += (1 - b1) * g
+        m += np.multiply(g, 1 - b1, out=tmp)
         v *= b2
-        v += (1 - b2) * g * g
+        np.multiply(g, 1 - b2, out=tmp)
+        v += np.multiply(tmp, g, out=tmp)
         step_size = group["lr"] / (1 - b1**t)
-        denom = np.sqrt(v) / np.sqrt(1 - b2**t) + group["eps"]
-        p.data -= (step_size * m / denom).astype(p.dtype, copy=False)
+        denom = np.sqrt(v, out=tmp)              # sqrt(v) / sqrt(1 - beta2^t) + eps
+        denom /= math.sqrt(1 - b2**t)
+        denom += group["eps"]
+        np.divide(m, denom, out=tmp)
+        p.data -= np.multiply(tmp, step_size, out=tmp)
 
 
 class AdamW(Adam):

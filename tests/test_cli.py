@@ -20,11 +20,17 @@ def trained(tmp_path_factory):
     """``minstn train --epochs 1 --train-size 256 --test-size 128 --out DIR`` with the
     default model (ST-CNN on RTS digits), run in-process once for the tests below."""
     out = tmp_path_factory.mktemp("st-cnn")
-    args = ["train", *SMALL, "--out", str(out)]
+    args = ["train", *SMALL, "--out", str(out), "--threads", "2"]
     if MNIST_DIR.is_dir():
         args += ["--data-dir", str(MNIST_DIR)]
     assert cli.main(args) == 0
     return out
+
+
+def test_train_threads_flag_is_applied_and_saved(trained):
+    import minstn as mt
+    assert mt.get_num_threads() == 2
+    assert json.loads((trained / "config.json").read_text())["threads"] == 2
 
 
 def test_train_writes_checkpoint_metrics_and_figures(trained):
@@ -63,6 +69,7 @@ def test_python_dash_m_minstn(tmp_path):
     (["train", "--train-size", "-5"], "--train-size: must be >= 1"),
     (["train", "--lr", "0"], "--lr: must be a positive finite number"),
     (["train", "--lr", "fast"], "--lr: expected a number"),
+    (["train", "--threads", "0"], "--threads: must be >= 1"),
     (["train", "--model", "resnet"], "--model: invalid choice"),
     (["train", "--distortion", "blur"], "--distortion: invalid choice"),
     (["evaluate"], "the following arguments are required: checkpoint"),

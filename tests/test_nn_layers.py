@@ -73,13 +73,19 @@ def test_dropout_eval_gradcheck_and_identity():
 
 
 def test_gradcheck_catches_a_wrong_conv_backward(monkeypatch):
-    """Negative control: break col2im and gradcheck must notice."""
-    from minstn.kernels import layers as K
+    """Negative control: break the fast kernel's col2im and gradcheck must notice."""
+    from minstn.kernels import conv_cpu
 
-    good = K.col2im
-    monkeypatch.setattr(K, "col2im", lambda *a: good(*a) * 1.01)
+    good_chunk = conv_cpu._col2im_chunk
+
+    def wrong_chunk(dcols, n0, n1, *rest):
+        good_chunk(dcols, n0, n1, *rest)
+        rest[-1][n0:n1] *= 1.01
+
+    x = np.random.default_rng(6).standard_normal((1, 1, 3, 3))
+    monkeypatch.setattr(conv_cpu, "_col2im_chunk", wrong_chunk)
     with pytest.raises(mt.GradcheckError):
-        _gradcheck_module(nn.Conv2d(1, 1, 2), np.random.default_rng(6).standard_normal((1, 1, 3, 3)))
+        _gradcheck_module(nn.Conv2d(1, 1, 2), x)
 
 
 # ---------------------------------------------------------------------------

@@ -211,3 +211,14 @@ def test_evaluate_takes_the_data_options_of_train(tmp_path):
     assert evaluate(tmp_path, announce=lambda s: None, distortion="e")["distortion"] == "e"   # 28 px too
     with pytest.raises(ValueError, match="28x28 inputs"):
         evaluate(tmp_path, announce=lambda s: None, distortion="rts")                       # 42 px
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_same_seed_same_bytes_at_a_fixed_thread_count(tmp_path, threads):
+    """A CNN (the fast conv, pool and ReLU kernels) trained twice with the same seed and
+    thread count writes byte-identical weights."""
+    runs = [train(quiet(out=str(tmp_path / f"{threads}-{k}"), model="cnn", seed=5, threads=threads,
+                        train_size=96, test_size=32, batch_size=32), announce=lambda s: None) for k in (0, 1)]
+    assert _same_up_to_time(*runs)
+    a, b = ((tmp_path / f"{threads}-{k}" / "model.npz").read_bytes() for k in (0, 1))
+    assert a == b      # save_arrays writes no time stamps: the file is a function of the weights

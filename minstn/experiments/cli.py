@@ -71,6 +71,10 @@ def add_train(subparsers) -> None:
     p.add_argument("--train-size", type=positive_int, default=d.train_size, help="at most this many training digits")
     p.add_argument("--out", default=d.out, help="output folder (checkpoint, metrics.json, figures)")
     p.add_argument("--backend", choices=BACKENDS, default=None, help="sampler backend; unset: the current one (numba)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="CPU threads for the layer kernels and the sampler (BLAS then runs on one "
+                        "thread inside each); unset: the CPUs this process may use. On a machine "
+                        "shared with other jobs, fewer threads than cores leaves them room")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last finished epoch (its own settings)")

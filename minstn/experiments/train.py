@@ -32,6 +32,7 @@ import numpy as np
 
 from ..backend import set_backend
 from ..checkpoint import load_config, load_weights, save_checkpoint, write_json
+from ..kernels.threads import set_num_threads
 from ..data import (DATASETS, DISTORTIONS, distortion_seed, input_size, load_digits, prepare_images,
                     resolve_dataset)
 from ..models import MODELS as _MODEL_BUILDERS
@@ -78,6 +79,7 @@ class TrainConfig:
     test_size: int = 2_000
     out: str = "runs/latest"
     backend: str | None = None      # sampler backend; None keeps the current one ("numba")
+    threads: int | None = None      # CPU threads (minstn.set_num_threads); None: the CPUs we may use
     progress: bool = True           # tqdm bar
 
     def __post_init__(self):
@@ -100,6 +102,7 @@ class TrainConfig:
              f"clip must be a positive number or None, got {self.clip}"),
             (self.weight_decay >= 0 and math.isfinite(self.weight_decay),
              f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.threads is None or self.threads >= 1, f"threads must be >= 1 or None, got {self.threads}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -218,6 +221,7 @@ def train(config: TrainConfig | None = None, announce=say, resume: bool = False,
     """
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     _use_configured_backend(config)
+    set_num_threads(config.threads)
     out = prepare_run_folder(config.out, resume=resume, overwrite=overwrite)
 
     data, x_test, dataset = prepare_data(config, announce)

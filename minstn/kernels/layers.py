@@ -1,17 +1,19 @@
-"""Pure array kernels of the layers: linear, convolution, pooling, batch normalisation.
+"""The layers' readable reference kernels: linear, convolution, pooling, batch normalisation.
 
-No Tensor in sight: each ``*_forward`` / ``*_backward`` takes and returns NumPy arrays;
-``minstn/nn/functional.py`` wires them into Functions. Read it in that order:
+No Tensor in sight: each ``*_forward`` / ``*_backward`` takes and returns NumPy arrays.
+Read it in this order:
 
 * linear: ``y = x W^T + b`` and its three gradients;
 * convolution as *im2col* (every receptive field copied into a column of a matrix)
-  followed by ONE matrix product, so the heavy lifting happens inside BLAS; its
-  backward is a matrix product for the weights and *col2im* (the adjoint of im2col)
-  for the input, ``kh * kw`` strided slice additions over the whole batch;
-* max pooling as two small Numba loops (one pass over the input instead of a copy of
-  every window), average pooling as slices;
+  followed by ONE matrix product; its backward is a matrix product for the weights and
+  *col2im* (the adjoint of im2col: ``kh * kw`` strided slice additions) for the input;
+* max pooling as an ``argmax`` over a window view; average pooling as slices;
 * batch normalisation per channel over (N, H, W).
 
+``minstn/nn/functional.py`` wires the fast kernels that compute the same numbers in
+another order (``linear_cpu``, ``conv_cpu``, ``conv_dft``, ``pool_cpu``,
+``activation_cpu``; ``tests/test_layer_kernels.py`` checks them against these), and
+these where no fast kernel applies (average pooling, batch norm, other dtypes).
 Shapes follow PyTorch: images (N, C, H, W), conv weights (O, C, kh, kw), linear
 weights (out, in); floor mode, no dilation.
 """
@@ -20,12 +22,6 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-
-from numba import njit, prange
-
-# Plain loops over (image, channel) planes: each plane is written by one thread only.
-# cache=True keeps the compiled kernels on disk (one signature per dtype).
-_JIT = dict(parallel=True, cache=True, error_model="numpy")
 
 
 def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -161,73 +157,30 @@ def conv2d_backward(grad, cols, weight, x_shape, stride, padding, need_x: bool, 
 # ---------------------------------------------------------------------------
 
 
-@njit(**_JIT)
-def _max_pool_forward_kernel(x, out, arg, kh, kw, sh, sw):
-    N, C, Ho, Wo = out.shape
-    for k in prange(N * C):
-        n, c = k // C, k % C
-        for ho in range(Ho):
-            best = out[n, c, ho]         # a whole output row at once: rows of x are read
-            which = arg[n, c, ho]        # left to right, offset by offset
-            first = x[n, c, ho * sh]
-            for wo in range(Wo):
-                best[wo] = first[wo * sw]
-                which[wo] = 0
-            for i in range(kh):
-                src = x[n, c, ho * sh + i]
-                for j in range(kw):
-                    a = i * kw + j
-                    for wo in range(Wo):
-                        v = src[wo * sw + j]
-                        b = best[wo]
-                        # strictly greater: the FIRST maximum wins, as np.argmax;
-                        # a NaN wins over numbers, and the first NaN stays (np.argmax too)
-                        if v > b or (v != v and b == b):
-                            best[wo] = v
-                            which[wo] = a
-
-
-@njit(**_JIT)
-def _max_pool_backward_kernel(grad, arg, dx, kw, sh, sw):
-    N, C, Ho, Wo = grad.shape
-    for k in prange(N * C):              # one thread owns the plane dx[n, c]
-        n, c = k // C, k % C
-        dx[n, c] = 0.0
-        for ho in range(Ho):
-            for wo in range(Wo):
-                a = arg[n, c, ho, wo]
-                dx[n, c, ho * sh + a // kw, wo * sw + a % kw] += grad[n, c, ho, wo]
-
-
 def max_pool2d_forward(x: np.ndarray, kernel: tuple, stride: tuple) -> tuple:
     """Max over each window (floor mode). Returns ``(out, argmax)``.
 
     ``argmax`` is the flat position ``i * kw + j`` of the winner inside its
     window. Like ``np.argmax`` it is the FIRST maximum, as PyTorch does, so on ties
-    (common after a ReLU: windows of zeros) the gradient goes to one element only.
-    (In NumPy: ``np.argmax`` over the last axis of the windows
-    ``_windows(x, kernel, stride).reshape(N, C, Ho, Wo, kh * kw)``.)
+    (common after a ReLU: windows of zeros) the gradient goes to one element only;
+    a NaN wins (``np.argmax`` treats it as the largest value).
     """
-    kh, kw = kernel
-    sh, sw = stride
-    N, C, H, W = x.shape
-    if H < kh or W < kw:
-        raise ValueError(f"the kernel {kernel} is larger than the (padded) input {H}x{W}")
-    Ho, Wo = conv_output_size(H, kh, sh), conv_output_size(W, kw, sw)
-    out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
-    arg = np.empty((N, C, Ho, Wo), dtype=np.intp)
-    if out.size:
-        _max_pool_forward_kernel(np.ascontiguousarray(x), out, arg, kh, kw, sh, sw)
-    return out, arg
+    win = _windows(x, kernel, stride)                       # (N, C, Ho, Wo, kh, kw), a view
+    flat = win.reshape(win.shape[:4] + (-1,))
+    arg = np.argmax(flat, axis=-1)
+    return np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0], arg
 
 
 def max_pool2d_backward(grad, arg, x_shape, kernel, stride) -> np.ndarray:
     """Route each output gradient to the input element that won its window
-    (added, not written: with overlapping windows a pixel may win several)."""
-    dx = np.empty(x_shape, dtype=grad.dtype)
-    if dx.size:
-        _max_pool_backward_kernel(np.ascontiguousarray(grad), np.ascontiguousarray(arg), dx,
-                                  kernel[1], stride[0], stride[1])
+    (added, not written: with overlapping windows a pixel may win several).
+    One strided slice per kernel offset, as in :func:`col2im`."""
+    kh, kw = kernel
+    dx = np.zeros(x_shape, dtype=grad.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = _offset_slices(i, j, grad.shape[2:], stride)
+            dx[:, :, rows, cols] += np.where(arg == i * kw + j, grad, 0)
     return dx
 
 

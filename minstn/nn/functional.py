@@ -4,8 +4,9 @@ Each op is the top of the three levels of minstn: ``linear``, ``conv2d``, ``max_
 ``avg_pool2d``, ``batch_norm``, ``dropout``, ``log_softmax``, ``nll_loss``,
 ``cross_entropy``, ``mse_loss`` take Tensors (or arrays, which become constants) with
 PyTorch's argument order; below each is the :class:`~minstn.autograd.Function` it
-applies, whose ``forward`` / ``backward`` only wire the pure array kernels of
-:mod:`minstn.kernels.layers`. ``import minstn.functional as F`` re-exports all of them,
+applies, whose ``forward`` / ``backward`` only wire pure array kernels: the fast ones
+(``kernels.linear_cpu``, ``conv_cpu``, ``conv_dft``, ``pool_cpu``) and the readable
+references of :mod:`minstn.kernels.layers` they are tested against. ``import minstn.functional as F`` re-exports all of them,
 with the sampler (``F.grid_sample``) and the elementwise ops (``F.relu``).
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from .. import checks
 from ..autograd import Function, Tensor, array_of, as_tensor
+from ..kernels import conv_cpu, conv_dft, linear_cpu, pool_cpu
 from ..kernels import layers as K
 from ..ops import relu, sigmoid, tanh
 from ..random import generator
@@ -41,6 +43,9 @@ def _optional(t):
 
 
 class Linear(Function):
+    """The products of :mod:`minstn.kernels.linear_cpu` (split into tasks); any number of
+    leading batch dimensions, flattened into rows."""
+
     @staticmethod
     def forward(ctx, x, weight, bias):
         if x.shape[-1] != weight.shape[1]:
@@ -49,12 +54,17 @@ class Linear(Function):
                 f"expects {weight.shape[1]} (weight shape {weight.shape})"
             )
         ctx.save_for_backward(x, weight)
-        return K.linear_forward(x, weight, bias)
+        out = linear_cpu.linear_forward(x.reshape(-1, x.shape[-1]), weight, bias)
+        return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        return K.linear_backward(grad, x, weight, *ctx.needs_input_grad)
+        need_x, need_w, need_b = ctx.needs_input_grad
+        g2, x2 = grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1])
+        gx, gw = linear_cpu.linear_backward(g2, x2, weight, need_x, need_w)
+        gb = g2.sum(axis=0) if need_b else None
+        return (None if gx is None else gx.reshape(x.shape)), gw, gb
 
 
 def linear(x, weight, bias=None) -> Tensor:
@@ -63,19 +73,52 @@ def linear(x, weight, bias=None) -> Tensor:
 
 
 class Conv2d(Function):
+    """Three routes to the same numbers (float32 and float64): ``conv_dft`` where the
+    convolution theorem needs fewer multiply-adds (many channels, big kernels, stride 1),
+    else ``conv_cpu`` (im2col / col2im on cache-sized chunks, the columns never stored);
+    other dtypes take the readable reference of ``kernels.layers``."""
+
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding):
-        out, cols = K.conv2d_forward(x, weight, bias, stride, padding)
-        ctx.save_for_backward(cols, weight)
         ctx.x_shape, ctx.stride, ctx.padding = x.shape, stride, padding
-        return out
+        if not (x.dtype == weight.dtype and x.dtype in _FAST_DTYPES):
+            ctx.route = "reference"
+            out, cols = K.conv2d_forward(x, weight, bias, stride, padding)
+            ctx.save_for_backward(cols, weight)
+            return out
+        _check_conv_shapes(x.shape, weight.shape, stride, padding)
+        if conv_dft.dft_is_cheaper(x.shape, weight.shape, stride, padding):
+            ctx.route = "dft"
+            out, ctx.spectra = conv_dft.conv2d_dft_forward(x, weight, bias)
+            return out
+        ctx.route = "im2col"
+        ctx.save_for_backward(x, weight)
+        return conv_cpu.conv2d_forward(x, weight, bias, stride, padding)
 
     @staticmethod
     def backward(ctx, grad):
-        cols, weight = ctx.saved_tensors
-        gx, gw, gb = K.conv2d_backward(grad, cols, weight, ctx.x_shape, ctx.stride, ctx.padding,
-                                       *ctx.needs_input_grad[:3])
+        need = ctx.needs_input_grad[:3]
+        if ctx.route == "dft":
+            return (*conv_dft.conv2d_dft_backward(grad, ctx.spectra, *need), None, None)
+        saved, weight = ctx.saved_tensors
+        if ctx.route == "im2col":
+            gx, gw, gb = conv_cpu.conv2d_backward(grad, saved, weight, ctx.stride, ctx.padding, *need)
+        else:
+            gx, gw, gb = K.conv2d_backward(grad, saved, weight, ctx.x_shape, ctx.stride, ctx.padding, *need)
         return gx, gw, gb, None, None
+
+
+_FAST_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _check_conv_shapes(x_shape, w_shape, stride, padding) -> None:
+    """The reference's errors, raised before a fast kernel runs."""
+    O, C, kh, kw = w_shape
+    if len(x_shape) != 4 or x_shape[1] != C:
+        raise ValueError(f"conv2d: expected input (N, {C}, H, W) for a weight of shape {w_shape}, got {x_shape}")
+    H, W = x_shape[2] + 2 * padding[0], x_shape[3] + 2 * padding[1]
+    if H < kh or W < kw:
+        raise ValueError(f"the kernel {(kh, kw)} is larger than the (padded) input {H}x{W}")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0) -> Tensor:
@@ -114,8 +157,9 @@ def _pooling(name: str, forward, backward):
                                     "__module__": __name__})
 
 
-# max: the argmax of every window is kept, and the gradient goes to that element only
-MaxPool2d = _pooling("MaxPool2d", K.max_pool2d_forward, K.max_pool2d_backward)
+# max: the winner of every window is kept (pool_cpu, the fast twin of the reference
+# kernels.layers.max_pool2d_*), and the gradient goes to that element only
+MaxPool2d = _pooling("MaxPool2d", pool_cpu.max_pool2d_forward, pool_cpu.max_pool2d_backward)
 # average: each window spreads its gradient evenly over its pixels
 AvgPool2d = _pooling("AvgPool2d", lambda x, kernel, stride: (K.avg_pool2d_forward(x, kernel, stride), None),
                      lambda grad, _, x_shape, kernel, stride: K.avg_pool2d_backward(grad, x_shape, kernel, stride))
@@ -249,10 +293,33 @@ def nll_loss(log_probs, target) -> Tensor:
     return -picked.mean()
 
 
+class CrossEntropy(Function):
+    """``-mean_n log softmax(x_n)[t_n]`` in one node (what ``nll_loss(log_softmax(x))`` computes).
+
+    Backward: ``(softmax(x) - onehot(t)) / N`` times the incoming gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        shifted = logits - np.max(logits, axis=1, keepdims=True)
+        log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        ctx.save_for_backward(log_probs, target)
+        return np.asarray(-log_probs[np.arange(len(target)), target].mean(), dtype=logits.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        log_probs, target = ctx.saved_tensors
+        d = np.exp(log_probs)
+        d[np.arange(len(target)), target] -= 1
+        d *= (grad / len(target)).astype(d.dtype)
+        return d, None
+
+
 def cross_entropy(logits, target) -> Tensor:
     """Mean cross-entropy of ``logits`` (N, classes) against integer ``target`` (N,)."""
     _require_batch_of_logits(logits, "cross_entropy")
-    return nll_loss(log_softmax(logits, dim=1), target)
+    logits = as_tensor(logits)
+    return CrossEntropy.apply(logits, _check_targets(logits, np.asarray(array_of(target))))
 
 
 def mse_loss(input, target) -> Tensor:
