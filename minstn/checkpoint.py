@@ -53,9 +53,16 @@ def write_json(path: str | os.PathLike, obj) -> None:
 
 
 def save_arrays(path: str | os.PathLike, arrays: dict) -> None:
-    """``np.savez`` of named arrays (no pickle), written atomically."""
-    arrays = {name: np.asarray(value) for name, value in arrays.items()}
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    """Named arrays as an ``.npz`` (what ``np.savez`` writes: one ``.npy`` per array, no
+    pickle), written atomically and with no time stamps, so that the file's bytes are a
+    function of the arrays alone (same weights, same file)."""
+    def write(f):
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            for name, value in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with archive.open(info, "w", force_zip64=True) as member:
+                    np.lib.format.write_array(member, np.asarray(value), allow_pickle=False)
+    atomic_write(path, write)
 
 
 def save_checkpoint(folder: str | os.PathLike, model, config: dict) -> Path:

@@ -222,3 +222,16 @@ def test_same_seed_same_bytes_at_a_fixed_thread_count(tmp_path, threads):
     assert _same_up_to_time(*runs)
     a, b = ((tmp_path / f"{threads}-{k}" / "model.npz").read_bytes() for k in (0, 1))
     assert a == b      # save_arrays writes no time stamps: the file is a function of the weights
+
+
+def test_the_thread_count_does_not_change_the_bytes(tmp_path):
+    """Fixed task sizes and ordered sums (kernels/threads.py), BLAS on one thread, a
+    sampler whose sums never cross threads: 1 and 2 threads train the same ST-CNN, bit
+    for bit (so a Table 1 cell may be resumed with another --jobs)."""
+    runs = []
+    for threads in (1, 2):
+        out = tmp_path / str(threads)
+        runs.append(train(quiet(out=str(out), model="st-cnn", distortion="rts", seed=2, threads=threads,
+                                train_size=256, test_size=128, batch_size=128), announce=lambda s: None))
+    assert _same_up_to_time(*runs)
+    assert (tmp_path / "1" / "model.npz").read_bytes() == (tmp_path / "2" / "model.npz").read_bytes()
