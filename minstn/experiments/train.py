@@ -29,6 +29,7 @@ import numpy as np
 from ..backend import set_backend
 from ..checkpoint import load_config, load_state, save_checkpoint, write_json
 from ..data import DATASETS, DISTORTIONS, distortion_seed, load_digits, prepare_images, resolve_dataset
+from ..kernels.warm import wait_for_compiled
 from ..models import MODELS as _MODEL_BUILDERS
 from ..models import build_model, count_parameters
 from ..random import manual_seed
@@ -114,6 +115,7 @@ def _use_configured_backend(config: TrainConfig) -> None:
         set_backend(config.backend)
 
 
+@wait_for_compiled()  # the same bytes from an empty and a warm Numba cache (see kernels/warm.py)
 def train(config: TrainConfig | None = None, announce=say, **overrides) -> dict:
     """Train ``config.model`` and return the metrics dict (also in ``metrics.json``).
 
@@ -189,6 +191,7 @@ def load_model(checkpoint_dir: str | Path):
     return model, config
 
 
+@wait_for_compiled()
 def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=say) -> dict:
     """Reload a checkpoint, rebuild its test set from the stored seed and sizes, and
     return ``{"test_error": ..., "test_size": ...}``: the same number ``train`` reported."""

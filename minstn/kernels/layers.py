@@ -23,6 +23,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from numba import njit, prange
 
+from . import warm
+
 # Plain loops over (image, channel) planes: each plane is written by one thread only.
 # cache=True keeps the compiled kernels on disk (one signature per dtype).
 _JIT = dict(parallel=True, cache=True, error_model="numpy")
@@ -199,6 +201,36 @@ def _max_pool_backward_kernel(grad, arg, dx, kw, sh, sw):
                 dx[n, c, ho * sh + a // kw, wo * sw + a % kw] += grad[n, c, ho, wo]
 
 
+def _max_pool2d_forward_numpy(x: np.ndarray, kernel: tuple, stride: tuple) -> tuple:
+    """The NumPy twin of ``max_pool2d_forward`` (see ``warm.py``): ``np.argmax`` over
+    each window, so the same first maximum (a NaN first) and the same bits."""
+    win = _windows(x, kernel, stride)
+    flat = win.reshape(win.shape[:4] + (-1,))          # (N, C, Ho, Wo, kh * kw): a copy
+    arg = flat.argmax(axis=-1)
+    return np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0], arg
+
+
+def _max_pool2d_backward_numpy(grad, arg, x_shape, kernel, stride) -> np.ndarray:
+    """The NumPy twin of ``max_pool2d_backward``: ``np.add.at`` adds in the kernel's
+    order (image, channel, row, column), so overlapping windows sum to the same bits."""
+    N, C, Ho, Wo = grad.shape
+    n, c, ho, wo = np.ix_(range(N), range(C), range(Ho), range(Wo))
+    dx = np.zeros(x_shape, dtype=grad.dtype)
+    np.add.at(dx, (n, c, ho * stride[0] + arg // kernel[1], wo * stride[1] + arg % kernel[1]), grad)
+    return dx
+
+
+def _pool_examples(backward: bool) -> list:
+    """The calls ``minstn warmup`` makes: each dtype (one compiled kernel per dtype)."""
+    calls = []
+    for dtype in (np.float32, np.float64):
+        x = np.ones((2, 2, 4, 4), dtype)
+        out, arg = max_pool2d_forward(x, (2, 2), (2, 2))
+        calls.append((out, arg, x.shape, (2, 2), (2, 2)) if backward else (x, (2, 2), (2, 2)))
+    return calls
+
+
+@warm.with_twin(_max_pool2d_forward_numpy, examples=lambda: _pool_examples(False))
 def max_pool2d_forward(x: np.ndarray, kernel: tuple, stride: tuple) -> tuple:
     """Max over each window (floor mode). Returns ``(out, argmax)``.
 
@@ -217,17 +249,18 @@ def max_pool2d_forward(x: np.ndarray, kernel: tuple, stride: tuple) -> tuple:
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     arg = np.empty((N, C, Ho, Wo), dtype=np.intp)
     if out.size:
-        _max_pool_forward_kernel(np.ascontiguousarray(x), out, arg, kh, kw, sh, sw)
+        warm.run(_max_pool_forward_kernel, np.ascontiguousarray(x), out, arg, kh, kw, sh, sw)
     return out, arg
 
 
+@warm.with_twin(_max_pool2d_backward_numpy, examples=lambda: _pool_examples(True))
 def max_pool2d_backward(grad, arg, x_shape, kernel, stride) -> np.ndarray:
     """Route each output gradient to the input element that won its window
     (added, not written: with overlapping windows a pixel may win several)."""
     dx = np.empty(x_shape, dtype=grad.dtype)
     if dx.size:
-        _max_pool_backward_kernel(np.ascontiguousarray(grad), np.ascontiguousarray(arg), dx,
-                                  kernel[1], stride[0], stride[1])
+        warm.run(_max_pool_backward_kernel, np.ascontiguousarray(grad), np.ascontiguousarray(arg), dx,
+                 kernel[1], stride[0], stride[1])
     return dx
 
 

@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from ...kernels.warm import wait_for_compiled
 from ..console import positive_int, say
 from .budgets import BUDGETS, Budget, cell_settings
 from .cells import column_data, load_budget_digits, run_cell
@@ -41,6 +42,7 @@ def cell_result(cell: Cell, column: str, task: str, children: dict, budget: Budg
     return run_cell(cell, budget, column, data, settings, runs, announce, progress)
 
 
+@wait_for_compiled()  # the same bytes from an empty and a warm Numba cache (see kernels/warm.py)
 def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distortions=None, models=None,
                seed: int = 0, dataset: str | None = None, figures: bool = True, announce=say,
                progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True) -> dict:
@@ -84,6 +86,7 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
                    columns, results, PAPER_TABLE1, t0, figure_paths, command, jobs, tables, announce)
 
 
+@wait_for_compiled()
 def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models=None, seed: int = 0,
                  dataset: str | None = None, figures: bool = True, announce=say, progress: bool = False,
                  command: str = "", jobs: int = 1, tables: bool = True) -> dict:
