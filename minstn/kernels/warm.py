@@ -49,7 +49,7 @@ class NotReady(Exception):
 
 calls = Counter()        # (host function, "compiled" or "twin") -> how many calls ran there
 _ready = set()           # (kernel, fingerprint of the arguments) seen compiled
-_waiting = int(os.environ.get("MINSTN_WAIT_FOR_JIT", "0") not in ("", "0"))
+_wait_depth = 0          # how many wait_for_compiled blocks are open
 _HOSTS = []              # (host function, examples) of every host function with a twin
 
 
@@ -58,12 +58,16 @@ def wait_for_compiled():
     """Inside this block (or as a decorator) every call waits for its compiled kernel
     (compiling it, or loading it from the disk cache, right there), so results never
     depend on whether the cache was warm."""
-    global _waiting
-    _waiting += 1
+    global _wait_depth
+    _wait_depth += 1
     try:
         yield
     finally:
-        _waiting -= 1
+        _wait_depth -= 1
+
+
+def _waiting():
+    return _wait_depth > 0 or os.environ.get("MINSTN_WAIT_FOR_JIT", "0") not in ("", "0")
 
 
 def run(kernel, *args):
@@ -76,7 +80,7 @@ def run(kernel, *args):
     if key in _ready or not isinstance(kernel, Dispatcher):    # (NUMBA_DISABLE_JIT: plain Python)
         return kernel(*args)
     signature = tuple(kernel.typeof_pyval(a) for a in args)    # ~30 us an argument: once per key
-    if signature not in kernel.overloads and not _waiting and not _compiler.ready(kernel, signature):
+    if signature not in kernel.overloads and not _waiting() and not _compiler.ready(kernel, signature):
         raise NotReady(kernel.__name__)
     result = kernel(*args)
     _ready.add(key)
