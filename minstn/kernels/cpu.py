@@ -406,7 +406,7 @@ _PARALLEL = {bilinear_forward_kernel: _bilinear_forward_parallel,
              backward_kernel: _backward_parallel}
 
 
-@warm.with_twin(numpy_backend.affine_grid_forward, examples=lambda: _examples()[0])
+@warm.with_twin(numpy_backend.affine_grid_forward, examples=lambda: _examples("affine_grid_forward"))
 def affine_grid_forward(theta, size, align_corners):
     """Eq. (1). theta (N, 2, 3) -> grid (N, H_out, W_out, 2)."""
     N, _, H, W = size
@@ -416,7 +416,7 @@ def affine_grid_forward(theta, size, align_corners):
     return grid
 
 
-@warm.with_twin(numpy_backend.affine_grid_backward, examples=lambda: _examples()[1])
+@warm.with_twin(numpy_backend.affine_grid_backward, examples=lambda: _examples("affine_grid_backward"))
 def affine_grid_backward(grad_grid, size, align_corners):
     """Gradient of eq. (1) w.r.t. theta: (N, H_out, W_out, 2) -> (N, 2, 3)."""
     N = size[0]
@@ -429,7 +429,7 @@ def affine_grid_backward(grad_grid, size, align_corners):
     return grad_theta
 
 
-@warm.with_twin(numpy_backend.grid_sample_forward, examples=lambda: _examples()[2])
+@warm.with_twin(numpy_backend.grid_sample_forward, examples=lambda: _examples("grid_sample_forward"))
 def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_value=0.0):
     """Eq. (3) with kernel (4) or (5). (N, C, H, W), (N, Ho, Wo, 2) -> (N, C, Ho, Wo)."""
     m, p, fill = pixel.option_codes(mode, padding_mode, fill_value)
@@ -447,7 +447,7 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
     return out
 
 
-@warm.with_twin(numpy_backend.grid_sample_backward, examples=lambda: _examples()[3])
+@warm.with_twin(numpy_backend.grid_sample_backward, examples=lambda: _examples("grid_sample_backward"))
 def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_corners,
                          fill_value=0.0, need_input_grad=True, need_grid_grad=True):
     """Eq. (6) and (7). Returns (grad_input or None, grad_grid or None)."""
@@ -476,20 +476,21 @@ def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_cor
     return grad_in, grad_grid
 
 
-def _examples():
-    """The calls ``minstn warmup`` makes (``warm.warm_up``), for each of the four entry
-    points: both dtypes, the two-pass bilinear kernels and the generic ones, on a small
-    input (the calling thread) and on one with enough work for the parallel launchers."""
-    calls = ([], [], [], [])
+def _examples(entry):
+    """The calls of ``entry`` that ``minstn warmup`` makes (``warm.warm_up``): both dtypes,
+    the two-pass bilinear kernels and the generic ones, on a small input (the calling
+    thread) and on one with enough work for the parallel launchers."""
+    calls = []
     for dtype in (np.float32, np.float64):
         for N, H, W in ((1, 4, 4), (4, 96, 96)):         # 4 * 96 * 96 > SERIAL_WORK
             size = (N, 1, H, W)
             theta = np.tile(np.array([[0.9, 0.1, 0.0], [-0.1, 0.9, 0.0]], dtype), (N, 1, 1))
-            grid = affine_grid_forward(theta, size, False)
-            u = np.ones(size, dtype)
-            calls[0].append((theta, size, False))
-            calls[1].append((grid, size, False))
-            for mode, padding in (("bilinear", "zeros"), ("nearest", "border")):
-                calls[2].append((u, grid, mode, padding, False))
-                calls[3].append((u, u, grid, mode, padding, False))
+            grid, u = affine_grid_forward(theta, size, False), np.ones(size, dtype)
+            calls += {"affine_grid_forward": [(theta, size, False)],
+                      "affine_grid_backward": [(grid, size, False)],
+                      "grid_sample_forward": [(u, grid, m, p, False) for m, p in _GENERIC_TOO],
+                      "grid_sample_backward": [(u, u, grid, m, p, False) for m, p in _GENERIC_TOO]}[entry]
     return calls
+
+
+_GENERIC_TOO = (("bilinear", "zeros"), ("nearest", "border"))   # the two-pass and the generic kernels

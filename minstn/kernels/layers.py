@@ -9,7 +9,8 @@ No Tensor in sight: each ``*_forward`` / ``*_backward`` takes and returns NumPy 
   backward is a matrix product for the weights and *col2im* (the adjoint of im2col)
   for the input, ``kh * kw`` strided slice additions over the whole batch;
 * max pooling as two small Numba loops (one pass over the input instead of a copy of
-  every window), average pooling as slices;
+  every window), each with a NumPy twin that answers until it is compiled (``warm.py``);
+  average pooling as slices;
 * batch normalisation per channel over (N, H, W).
 
 Shapes follow PyTorch: images (N, C, H, W), conv weights (O, C, kh, kw), linear

@@ -1,27 +1,25 @@
 """First use without waiting: until a Numba kernel is compiled, its NumPy twin answers.
 
-Numba compiles a kernel the first time it meets new argument types, for seconds
-(benchmarks/RESULTS.md, "First use"). So that no learner waits through that, a host
-function (the Python side of a backend) opts in with two lines:
+Numba compiles a kernel when it first meets new argument types, for seconds (RESULTS.md,
+"First use"). So that no learner waits, a backend's host function opts in with two lines:
 
-    @warm.with_twin(numpy_version)                # the readable twin: same math, same arguments
+    @warm.with_twin(numpy_version, examples=...)  # the readable twin: same arguments, same math
     def host_function(x, ...):
         ...
         warm.run(compiled_kernel, x, out, ...)    # instead of compiled_kernel(x, out, ...)
 
-``run`` calls the kernel if it is compiled for these argument types (a Numba type
-fingerprint and a set lookup: about a microsecond), or loads it from Numba's disk cache
-when it is there (a warm cache: the first call runs compiled). If not, it queues the
-kernel and raises ``NotReady``; ``with_twin`` then answers with the twin (a host
-function only writes arrays it allocates, so leaving it midway is harmless). A thread
-takes the queue in order: a worker process compiles each kernel into the disk cache
-(taking neither this process's GIL nor Numba's compiler lock), the thread loads it,
-and from the next call on the compiled kernel runs. ``examples=`` lists the calls
-``warm_up`` (``minstn warmup``) makes to fill the cache ahead of time.
+``run`` calls the kernel if it is compiled for these argument types (a fingerprint and a
+set lookup, about a microsecond) or in Numba's disk cache (loaded on the spot). If not,
+it queues the kernel and raises ``NotReady``, and ``with_twin`` answers with the twin (a
+host function writes only arrays it allocates, so leaving it midway is harmless). A
+thread takes the queue in order: a worker process compiles each kernel into the disk
+cache (taking neither this process's GIL nor Numba's compiler lock), the thread loads
+it, and the next call runs compiled. ``warm_up`` (``minstn warmup``) calls every host
+function on its ``examples()`` to fill the cache ahead of time.
 
-The twin rounds differently, so a run that switched mid-way differs in the last bits
-from one that did not: ``wait_for_compiled()`` (commands that train use it) and
-``MINSTN_WAIT_FOR_JIT=1`` make every call wait for its compiled kernel instead.
+The twin rounds differently, so a run that switched mid-way can differ in the last bits:
+inside ``wait_for_compiled()`` (the commands that train) or with ``MINSTN_WAIT_FOR_JIT=1``
+every call waits for its compiled kernel instead.
 """
 import atexit
 import base64
@@ -30,6 +28,7 @@ import functools
 import importlib
 import os
 import pickle
+import pkgutil
 import queue
 import subprocess
 import sys
@@ -47,7 +46,8 @@ class NotReady(Exception):
     """The compiled kernel is not ready yet (it is queued); the twin answers instead."""
 
 
-calls = Counter()        # (host function, "compiled" or "twin") -> how many calls ran there
+calls = Counter()        # (host function, "compiled" or "twin") -> how many calls ran there:
+                         # print(warm.calls) shows which version answered
 _ready = set()           # (kernel, fingerprint of the arguments) seen compiled
 _wait_depth = 0          # how many wait_for_compiled blocks are open
 _HOSTS = []              # (host function, examples) of every host function with a twin
@@ -111,17 +111,19 @@ def with_twin(twin, examples=None):
     return decorate
 
 
-def warm_up(report=print, modules=("minstn.kernels.cpu", "minstn.kernels.layers")):
-    """Compile (or load) every kernel that the host functions with a twin in ``modules``
-    run on their examples, for every thread count above one; returns the seconds taken."""
-    for module in modules:
-        importlib.import_module(module)
+def warm_up(report=print):
+    """Compile (or load) every kernel that the host functions with a twin run on their
+    examples, with all of Numba's threads; returns the seconds taken. Every module of
+    ``minstn.kernels`` is imported (which registers its host functions) but ``cuda.py``."""
+    for module in pkgutil.iter_modules(importlib.import_module("minstn.kernels").__path__):
+        if module.name != "cuda":                            # (would import numba.cuda)
+            importlib.import_module(f"minstn.kernels.{module.name}")
     start, threads = time.perf_counter(), numba.get_num_threads()
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)    # large examples take the parallel path
     try:
         with wait_for_compiled():
             for host, examples in _HOSTS:
-                if host.__module__ in modules and examples is not None:
+                if examples is not None:
                     t = time.perf_counter()
                     for args in examples():
                         host(*args)
@@ -262,14 +264,16 @@ def _start_worker():
 
 
 def serve():
-    """The worker's loop: each line 'module name signature' -> compile into the disk cache."""
+    """The worker's loop: each line 'module name signature' -> compile into the disk cache,
+    answer one line. (It ends when the parent closes the pipe, or kills it at exit.)"""
+    answers, sys.stdout = sys.stdout, sys.stderr     # whatever else prints cannot garble answers
     for line in sys.stdin:
         module, name, job = line.split()
         try:
             getattr(importlib.import_module(module), name).compile(pickle.loads(base64.b64decode(job)))
-            print("ok", flush=True)
+            print("ok", file=answers, flush=True)
         except Exception as err:     # the parent then compiles it itself, and sees the error
-            print(f"failed {type(err).__name__}", flush=True)
+            print(f"failed {type(err).__name__}", file=answers, flush=True)
 
 
 _compiler = _Compiler()
