@@ -197,3 +197,19 @@ def test_exit_while_compiling_is_prompt_and_clean(tmp_path, exit_after):
     pid, busy = _run(["-c", script, str(exit_after)], tmp_path, timeout=60).split()
     assert busy == "True"                          # it did leave mid-compile
     assert _gone(int(pid)), "the worker outlived its process"
+
+
+def test_a_waiting_call_does_not_compile_beside_the_worker(tmp_path):
+    """A call inside wait_for_compiled whose kernel the worker is compiling lets the worker
+    finish and loads its kernel (no compile in this process: no cache miss)."""
+    script = ("import numpy as np\n"
+              "from minstn.kernels import cpu, warm\n"
+              "theta = np.ones((2, 2, 3))\n"
+              "cpu.affine_grid_forward(theta, (2, 1, 5, 5), False)\n"       # twin; the worker compiles
+              "with warm.wait_for_compiled():\n"
+              "    cpu.affine_grid_forward(theta, (2, 1, 5, 5), False)\n"
+              "s = cpu.affine_grid_kernel.stats\n"
+              "print(sum(s.cache_hits.values()), sum(s.cache_misses.values()), dict(warm.calls))\n")
+    hits, misses, calls = _run(["-c", script], tmp_path).split(maxsplit=2)
+    assert (hits, misses) == ("1", "0"), calls
+    assert "'twin'): 1" in calls and "'compiled'): 1" in calls, calls

@@ -80,8 +80,11 @@ def run(kernel, *args):
     if key in _ready or not isinstance(kernel, Dispatcher):    # (NUMBA_DISABLE_JIT: plain Python)
         return kernel(*args)
     signature = tuple(kernel.typeof_pyval(a) for a in args)    # ~30 us an argument: once per key
-    if signature not in kernel.overloads and not _waiting() and not _compiler.ready(kernel, signature):
-        raise NotReady(kernel.__name__)
+    if signature not in kernel.overloads:
+        if _waiting():        # compile it below, but not while the worker compiles (it may be
+            _compiler.drain()  # this one; and Numba's cache index is not safe for two at once)
+        elif not _compiler.ready(kernel, signature):
+            raise NotReady(kernel.__name__)
     result = kernel(*args)
     _ready.add(key)
     return result
