@@ -8,7 +8,10 @@
 * ``minstn train`` gives the same bytes from an empty and from a warm cache, two runs
   started together on one empty cache both succeed, and a third loads every kernel
   from the cache (no compile);
-* a tutorial runs on the twins and passes its checks.
+* a tutorial runs on the twins and passes its checks; a call that waits for its kernel
+  lets the worker finish it rather than compiling it a second time;
+* the max-pool twins equal the Numba kernels bit for bit (Hypothesis; with a negative
+  control).
 
 Each child process gets its own empty ``NUMBA_CACHE_DIR`` and no ``MINSTN_WAIT_FOR_JIT``
 (the rest of the suite waits for compiled kernels: ``conftest.py``).
@@ -22,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import first_use_cases
-from minstn.kernels import warm
+from minstn.kernels import layers, warm
 from strategies import tol
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,3 +218,35 @@ def test_a_waiting_call_does_not_compile_beside_the_worker(tmp_path):
     hits, misses, calls = _run(["-c", script], tmp_path).split(maxsplit=2)
     assert (hits, misses) == ("1", "0"), calls
     assert "'twin'): 1" in calls and "'compiled'): 1" in calls, calls
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2 ** 32 - 1),
+       st.sampled_from([np.float32, np.float64]), st.sampled_from(["normal", "ties", "nan"]))
+def test_max_pool_twins_equal_the_kernels_bit_for_bit(kh, kw, sh, sw, seed, dtype, values):
+    """The max-pool twins (np.argmax, np.add.at) against the Numba kernels, any window and
+    stride (overlapping or not): the same outputs, winners and gradients, bit for bit,
+    also with ties (the first maximum wins) and NaNs (the first NaN wins)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, 3, rng.integers(kh, kh + 6), rng.integers(kw, kw + 6))).astype(dtype)
+    if values == "ties":
+        x = np.maximum(np.round(x), 0)                  # many equal maxima, as after a ReLU
+    elif values == "nan":
+        x[rng.random(x.shape) < 0.2] = np.nan
+    forward, backward = layers.max_pool2d_forward, layers.max_pool2d_backward
+    out, arg = forward.compiled(x, (kh, kw), (sh, sw))
+    twin_out, twin_arg = forward.twin(x, (kh, kw), (sh, sw))
+    np.testing.assert_array_equal(twin_out, out)
+    np.testing.assert_array_equal(twin_arg, arg)
+    grad = rng.standard_normal(out.shape).astype(dtype)
+    np.testing.assert_array_equal(backward.twin(grad, arg, x.shape, (kh, kw), (sh, sw)),
+                                  backward.compiled(grad, arg, x.shape, (kh, kw), (sh, sw)))
+
+
+def test_the_bit_for_bit_check_catches_a_last_maximum():
+    """Negative control: a twin that let the LAST maximum win fails the comparison above."""
+    x = np.zeros((1, 1, 2, 2))                          # one window, four equal maxima
+    _, arg = layers.max_pool2d_forward.compiled(x, (2, 2), (2, 2))
+    last = 3 - layers._windows(x, (2, 2), (2, 2)).reshape(1, 1, 1, 1, 4)[..., ::-1].argmax(axis=-1)
+    with pytest.raises(AssertionError):
+        np.testing.assert_array_equal(last, arg)

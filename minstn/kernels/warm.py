@@ -72,7 +72,8 @@ def _waiting():
 
 def run(kernel, *args):
     """``kernel(*args)`` if it is compiled for these argument types, else queue it and
-    raise ``NotReady`` (inside ``wait_for_compiled``: compile it now and run it)."""
+    raise ``NotReady`` for the ``with_twin`` host function that called it (inside
+    ``wait_for_compiled``: compile it now and run it)."""
     try:
         key = (kernel, compute_fingerprint(args))
     except Exception:    # an argument Numba cannot fingerprint: let the dispatcher decide
