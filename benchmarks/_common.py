@@ -10,6 +10,10 @@ import statistics
 import sys
 import time
 
+# Time the compiled kernels: a first call must wait for its kernel instead of being
+# answered by the NumPy twin meanwhile (minstn/kernels/warm.py).
+os.environ.setdefault("MINSTN_WAIT_FOR_JIT", "1")
+
 
 def describe_run(libraries: str) -> None:
     """Print the command, date, load average and machine, then ``libraries`` (versions

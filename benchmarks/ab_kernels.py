@@ -33,11 +33,12 @@ def import_kernels_of(rev: str, folder: str):
     package = "kernels_" + "".join(ch if ch.isalnum() else "_" for ch in rev)
     os.makedirs(os.path.join(folder, package))
     open(os.path.join(folder, package, "__init__.py"), "w").close()
-    for name in ("pixel.py", "cpu.py"):
-        source = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:minstn/kernels/{name}"],
-                                check=True, capture_output=True, text=True).stdout
-        with open(os.path.join(folder, package, name), "w") as f:
-            f.write(source)
+    for name in ("pixel.py", "cpu.py", "numpy_backend.py", "warm.py"):   # cpu.py and what it imports
+        shown = subprocess.run(["git", "-C", ROOT, "show", f"{rev}:minstn/kernels/{name}"],
+                               capture_output=True, text=True)
+        if shown.returncode == 0:            # (older revisions have no warm.py)
+            with open(os.path.join(folder, package, name), "w") as f:
+                f.write(shown.stdout)
     sys.path.insert(0, folder)
     return importlib.import_module(package + ".cpu")
 

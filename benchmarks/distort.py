@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+import _common  # noqa: F401  (sets MINSTN_WAIT_FOR_JIT: time the compiled kernels)
 from minstn.data import KINDS, distort, find_mnist, load_glyphs, load_mnist
 
 

@@ -1,10 +1,16 @@
-"""The course website, built once per test session in fast mode (tests/test_tutorials.py and
-tests/test_course_site.py read it), so that CI runs every tutorial once, as a notebook.
+"""Shared test setup.
 
-``MINSTN_COURSE_SITE=DIR`` reuses a site built earlier with
-``python tutorials/build_site.py DIR --fast`` (to iterate on the browser test).
-Without the ``course`` extra (jupytext, nbclient, ipykernel) the fixture is None and the
-tutorials run as plain scripts instead.
+* Every kernel call waits for its compiled Numba kernel: minstn answers a first call whose
+  kernel is not compiled yet with the kernel's NumPy twin (``minstn/kernels/warm.py``);
+  the suite tests the compiled kernels themselves, with a fresh Numba cache in CI, so it
+  waits for them (the environment variable is inherited by the tutorials and commands
+  the tests start); ``tests/test_first_use.py`` tests the twins in processes of its own.
+* The course website, built once per test session in fast mode (tests/test_tutorials.py
+  and tests/test_course_site.py read it), so that CI runs every tutorial once, as a
+  notebook. ``MINSTN_COURSE_SITE=DIR`` reuses a site built earlier with
+  ``python tutorials/build_site.py DIR --fast`` (to iterate on the browser test).
+  Without the ``course`` extra (jupytext, nbclient, ipykernel) the fixture is None and
+  the tutorials run as plain scripts instead.
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("MINSTN_WAIT_FOR_JIT", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSE_TOOLS = ("jupytext", "nbclient", "nbformat", "nbconvert", "ipykernel")

@@ -4,6 +4,7 @@
     minstn train --model fcn --distortion r --epochs 5 --out runs/fcn-r
     minstn evaluate runs/fcn-r                     # the same test error, recomputed
     minstn info                                    # version, backends, where MNIST is
+    minstn warmup                                  # compile the Numba kernels ahead of a class
 
 Each subcommand is one ``add_<name>(subparsers)`` function that declares its flags
 and sets ``handler``; a new subcommand is one more such function added to
@@ -208,7 +209,25 @@ def add_reproduce(subparsers) -> None:
     add_reproduce_parser(subparsers)
 
 
-SUBCOMMANDS = [add_train, add_evaluate, add_info, add_reproduce]
+def add_warmup(subparsers) -> None:
+    p = subparsers.add_parser(
+        "warmup", help="compile every Numba kernel into the disk cache (run once before a class)",
+        description="Compile every Numba kernel minstn runs on the CPU (sampler and layers; float32 and "
+                    "float64; serial and parallel) into Numba's on-disk cache ($NUMBA_CACHE_DIR, or "
+                    "__pycache__ next to the sources), so that later processes load them in a fraction "
+                    "of a second instead of answering first calls with the NumPy twins meanwhile.")
+    p.set_defaults(handler=run_warmup)
+
+
+def run_warmup(args) -> int:
+    from ..kernels.warm import warm_up
+
+    seconds = warm_up(report=print)
+    print(f"compiled or loaded every kernel in {seconds:.1f} s")
+    return 0
+
+
+SUBCOMMANDS = [add_train, add_evaluate, add_info, add_reproduce, add_warmup]
 
 
 def build_parser() -> argparse.ArgumentParser:

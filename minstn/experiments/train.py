@@ -33,6 +33,7 @@ import numpy as np
 from ..backend import set_backend
 from ..checkpoint import load_config, load_weights, save_checkpoint, write_json
 from ..kernels.threads import set_num_threads
+from ..kernels.warm import wait_for_compiled
 from ..data import (DATASETS, DISTORTIONS, distortion_seed, input_size, load_digits, prepare_images,
                     resolve_dataset)
 from ..models import MODELS as _MODEL_BUILDERS
@@ -205,6 +206,7 @@ def _stored_config_matches(out: Path, saved_config: dict) -> None:
                          + "); resume it with the same settings, or pass --overwrite to start again")
 
 
+@wait_for_compiled()  # the same bytes from an empty and a warm Numba cache (see kernels/warm.py)
 def train(config: TrainConfig | None = None, announce=say, resume: bool = False, overwrite: bool = False,
           **overrides) -> dict:
     """Train ``config.model`` and return the metrics dict (also in ``metrics.json``).
@@ -338,6 +340,7 @@ def _run_status(folder: Path) -> str:
         return f"unknown ({METRICS_FILE} unreadable: {err})"
 
 
+@wait_for_compiled()
 def evaluate(checkpoint_dir: str | Path, data_dir: str | None = None, announce=say, allow_unfinished: bool = False,
              **data_options) -> dict:
     """Reload a checkpoint and return its test error (and its transformer's health).

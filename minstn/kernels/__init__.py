@@ -21,4 +21,6 @@ eq. (7) dV/dx_s       kernel_derivative           grid_sample_backward        pi
 ``reference.py`` depends on no backend it checks. The layers' kernels (linear,
 im2col convolution, pooling, batch norm) are in ``layers.py``. Modules are imported
 lazily by ``minstn.backend``: ``import minstn`` compiles nothing and never touches CUDA.
+``warm.py``: until a Numba kernel of ``cpu.py`` or ``layers.py`` is compiled, its NumPy
+twin answers (``numpy_backend.py`` for the sampler), so a first call never waits.
 """

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import warm
 from .threads import run_tasks
 
 __all__ = ["relu_forward", "relu_backward", "BLOCK"]
@@ -43,20 +44,34 @@ def _blocks(size: int) -> list:
     return [(lo, min(size, lo + BLOCK)) for lo in range(0, size, BLOCK)]
 
 
+def _relu_twin(x):
+    """What answers while the loops above are not compiled yet (``warm.py``)."""
+    mask = x > 0
+    return x * mask, mask
+
+
+def _examples(backward: bool) -> list:
+    """The calls ``minstn warmup`` makes: each dtype."""
+    calls = [np.ones(3, dtype) for dtype in (np.float32, np.float64)]
+    return [(x, x > 0) for x in calls] if backward else [(x,) for x in calls]
+
+
+@warm.with_twin(_relu_twin, examples=lambda: _examples(False))
 def relu_forward(x: np.ndarray) -> tuple:
     """``(max(0, x), x > 0)``; NaN inputs give NaN outputs and a False mask."""
     out = np.empty(x.shape, dtype=x.dtype)
     mask = np.empty(x.shape, dtype=np.bool_)
     xf, of, mf = np.ascontiguousarray(x).reshape(-1), out.reshape(-1), mask.reshape(-1)
     blocks = _blocks(x.size)
-    run_tasks(lambda t: _relu_block(xf, *blocks[t], of, mf), len(blocks))
+    run_tasks(lambda t: warm.run(_relu_block, xf, *blocks[t], of, mf), len(blocks))
     return out, mask
 
 
+@warm.with_twin(lambda grad, mask: grad * mask, examples=lambda: _examples(True))
 def relu_backward(grad: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``grad`` where ``mask`` is True, 0 elsewhere (grad * mask)."""
     out = np.empty(grad.shape, dtype=grad.dtype)
     gf, mf, of = np.ascontiguousarray(grad).reshape(-1), np.ascontiguousarray(mask).reshape(-1), out.reshape(-1)
     blocks = _blocks(grad.size)
-    run_tasks(lambda t: _masked_block(gf, mf, *blocks[t], of), len(blocks))
+    run_tasks(lambda t: warm.run(_masked_block, gf, mf, *blocks[t], of), len(blocks))
     return out

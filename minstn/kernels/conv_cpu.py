@@ -29,6 +29,7 @@ import threading
 import numpy as np
 from numba import njit
 
+from . import layers, warm
 from .layers import conv_output_size
 from .threads import run_tasks
 
@@ -187,6 +188,27 @@ def _task_chunks(t: int, N: int, chunk: int):
     return [(n0, min(stop, n0 + chunk)) for n0 in range(start, stop, chunk)]
 
 
+def _forward_twin(x, weight, bias, stride, padding):
+    """What answers while the loops below are not compiled yet: the reference (``warm.py``)."""
+    return layers.conv2d_forward(x, weight, bias, stride, padding)[0]
+
+
+def _backward_twin(grad, x, weight, stride, padding, need_input=True, need_weight=True, need_bias=True):
+    cols, _ = layers.im2col(x, weight.shape[2:], stride, padding)
+    return layers.conv2d_backward(grad, cols, weight, x.shape, stride, padding, need_input, need_weight, need_bias)
+
+
+def _examples(backward: bool) -> list:
+    """The calls ``minstn warmup`` makes: each dtype, with and without bias."""
+    calls = []
+    for dtype in (np.float32, np.float64):
+        x, w = np.ones((2, 2, 5, 5), dtype), np.ones((3, 2, 3, 3), dtype)
+        for b in (None, np.ones(3, dtype)):
+            calls.append((np.ones((2, 3, 5, 5), dtype), x, w, (1, 1), (1, 1)) if backward else (x, w, b, (1, 1), (1, 1)))
+    return calls
+
+
+@warm.with_twin(_forward_twin, examples=lambda: _examples(False))
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias, stride: tuple, padding: tuple) -> np.ndarray:
     """Cross-correlation of ``x`` (N, C, H, W) with ``weight`` (O, C, kh, kw), plus ``bias``:
     the reference ``conv2d_forward``'s output, in NCHW, with zero ``padding``."""
@@ -202,15 +224,16 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias, stride: tuple, paddi
         for n0, n1 in _task_chunks(t, N, chunk):
             cols = _buffer("cols", (K, (n1 - n0) * P), x.dtype)
             res = _buffer("res", (O, (n1 - n0) * P), x.dtype)
-            _im2col_chunk(x, n0, n1, *geo, cols)
+            warm.run(_im2col_chunk, x, n0, n1, *geo, cols)
             np.matmul(w2, cols, out=res)
-            _columns_to_images(res, b, has_bias, n0, out)
+            warm.run(_columns_to_images, res, b, has_bias, n0, out)
 
     if N and P:
         run_tasks(task, -(-N // TASK_IMAGES))
     return out.reshape(N, O, geo[6], geo[7])
 
 
+@warm.with_twin(_backward_twin, examples=lambda: _examples(True))
 def conv2d_backward(grad, x, weight, stride, padding, need_input=True, need_weight=True, need_bias=True):
     """``(grad_x, grad_weight, grad_bias)`` of :func:`conv2d_forward` given ``grad`` (N, O, Ho, Wo);
     an entry is None where its ``need_*`` flag is False."""
@@ -228,17 +251,17 @@ def conv2d_backward(grad, x, weight, stride, padding, need_input=True, need_weig
         gw = np.zeros((O, K), dtype=x.dtype) if need_weight else None
         for n0, n1 in _task_chunks(t, N, chunk):
             g = _buffer("g", (O, (n1 - n0) * P), x.dtype)
-            _images_to_columns(g_all, n0, n1, g)
+            warm.run(_images_to_columns, g_all, n0, n1, g)
             if need_weight:
                 cols = _buffer("cols", (K, (n1 - n0) * P), x.dtype)
                 part = _buffer("gw", (O, K), x.dtype)
-                _im2col_chunk(x, n0, n1, *geo, cols)
+                warm.run(_im2col_chunk, x, n0, n1, *geo, cols)
                 np.matmul(g, cols.T, out=part)
                 gw += part
             if need_input:
                 dcols = _buffer("dcols", (K, (n1 - n0) * P), x.dtype)
                 np.matmul(w2.T, g, out=dcols)
-                _col2im_chunk(dcols, n0, n1, *geo, gx)
+                warm.run(_col2im_chunk, dcols, n0, n1, *geo, gx)
         return gw
 
     parts = run_tasks(task, -(-N // TASK_IMAGES)) if N and P else []

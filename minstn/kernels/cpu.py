@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from . import pixel
+from . import numpy_backend, pixel, warm
 
 
 def _refresh_cache_stamp(here: str = __file__, math: str = pixel.__file__) -> None:
@@ -86,9 +86,9 @@ def _in_parallel(kernel, args, items, step, work):
     threads = numba.get_num_threads()
     units = items // step
     if threads == 1 or work < SERIAL_WORK or units == 1:
-        kernel(*args, 0, items)
+        warm.run(kernel, *args, 0, items)
     else:
-        _PARALLEL[kernel](args, items, step, min(units, threads * RUNS_PER_THREAD))
+        warm.run(_PARALLEL[kernel], args, items, step, min(units, threads * RUNS_PER_THREAD))
 
 
 @njit(inline="always")
@@ -406,26 +406,30 @@ _PARALLEL = {bilinear_forward_kernel: _bilinear_forward_parallel,
              backward_kernel: _backward_parallel}
 
 
+@warm.with_twin(numpy_backend.affine_grid_forward, examples=lambda: _examples("affine_grid_forward"))
 def affine_grid_forward(theta, size, align_corners):
     """Eq. (1). theta (N, 2, 3) -> grid (N, H_out, W_out, 2)."""
     N, _, H, W = size
     grid = np.empty((N, H, W, 2), dtype=theta.dtype)
     if grid.size:
-        affine_grid_kernel(np.ascontiguousarray(theta), grid, bool(align_corners))
+        warm.run(affine_grid_kernel, np.ascontiguousarray(theta), grid, bool(align_corners))
     return grid
 
 
+@warm.with_twin(numpy_backend.affine_grid_backward, examples=lambda: _examples("affine_grid_backward"))
 def affine_grid_backward(grad_grid, size, align_corners):
     """Gradient of eq. (1) w.r.t. theta: (N, H_out, W_out, 2) -> (N, 2, 3)."""
     N = size[0]
     grad_theta = np.empty((N, 2, 3), dtype=grad_grid.dtype)   # every entry is written
     if grad_grid.size:
-        affine_grid_backward_kernel(np.ascontiguousarray(grad_grid), grad_theta, bool(align_corners))
+        warm.run(affine_grid_backward_kernel, np.ascontiguousarray(grad_grid), grad_theta,
+                 bool(align_corners))
     else:
         grad_theta[...] = 0.0
     return grad_theta
 
 
+@warm.with_twin(numpy_backend.grid_sample_forward, examples=lambda: _examples("grid_sample_forward"))
 def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_value=0.0):
     """Eq. (3) with kernel (4) or (5). (N, C, H, W), (N, Ho, Wo, 2) -> (N, C, Ho, Wo)."""
     m, p, fill = pixel.option_codes(mode, padding_mode, fill_value)
@@ -443,6 +447,7 @@ def grid_sample_forward(input, grid, mode, padding_mode, align_corners, fill_val
     return out
 
 
+@warm.with_twin(numpy_backend.grid_sample_backward, examples=lambda: _examples("grid_sample_backward"))
 def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_corners,
                          fill_value=0.0, need_input_grad=True, need_grid_grad=True):
     """Eq. (6) and (7). Returns (grad_input or None, grad_grid or None)."""
@@ -469,3 +474,23 @@ def grid_sample_backward(grad_output, input, grid, mode, padding_mode, align_cor
         args = (go, inp, grd, *outputs, m, p, bool(align_corners), fill, *flags)
         _in_parallel(backward_kernel, args, N * Ho, Ho if need_input_grad else 1, go.size)
     return grad_in, grad_grid
+
+
+def _examples(entry):
+    """The calls of ``entry`` that ``minstn warmup`` makes (``warm.warm_up``): both dtypes,
+    the two-pass bilinear kernels and the generic ones, on a small input (the calling
+    thread) and on one with enough work for the parallel launchers."""
+    calls = []
+    for dtype in (np.float32, np.float64):
+        for N, H, W in ((1, 4, 4), (4, 96, 96)):         # 4 * 96 * 96 > SERIAL_WORK
+            size = (N, 1, H, W)
+            theta = np.tile(np.array([[0.9, 0.1, 0.0], [-0.1, 0.9, 0.0]], dtype), (N, 1, 1))
+            grid, u = affine_grid_forward(theta, size, False), np.ones(size, dtype)
+            calls += {"affine_grid_forward": [(theta, size, False)],
+                      "affine_grid_backward": [(grid, size, False)],
+                      "grid_sample_forward": [(u, grid, m, p, False) for m, p in _GENERIC_TOO],
+                      "grid_sample_backward": [(u, u, grid, m, p, False) for m, p in _GENERIC_TOO]}[entry]
+    return calls
+
+
+_GENERIC_TOO = (("bilinear", "zeros"), ("nearest", "border"))   # the two-pass and the generic kernels

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import layers, warm
 from .layers import conv_output_size
 from .threads import run_tasks
 
@@ -137,6 +138,43 @@ def _tasks(N: int) -> list:
     return [(n0, min(N, n0 + TASK_IMAGES)) for n0 in range(0, N, TASK_IMAGES)]
 
 
+def _arg_dtype(kernel) -> np.dtype:
+    """The winners' positions in their windows: one byte each when a window has <= 256 pixels."""
+    return np.dtype(np.uint8 if kernel[0] * kernel[1] <= 256 else np.int32)
+
+
+def _forward_twin(x, kernel, stride):
+    """What answers while the loops above are not compiled yet: the reference (``warm.py``)."""
+    out, arg = layers.max_pool2d_forward(x, kernel, stride)
+    return out, arg.astype(_arg_dtype(kernel))
+
+
+def _backward_twin(grad, arg, x_shape, kernel, stride):
+    """``np.add.at`` adds in the loops' order (image, channel, row, column), so overlapping
+    windows sum to the same bits as the compiled kernel."""
+    N, C, Ho, Wo = grad.shape
+    n, c, ho, wo = np.ix_(range(N), range(C), range(Ho), range(Wo))
+    arg = arg.astype(np.intp)
+    dx = np.zeros(x_shape, dtype=grad.dtype)
+    np.add.at(dx, (n, c, ho * stride[0] + arg // kernel[1], wo * stride[1] + arg % kernel[1]), grad)
+    return dx
+
+
+def _examples(backward: bool) -> list:
+    """The calls ``minstn warmup`` makes: each dtype, the 2x2 loop and the generic one."""
+    calls = []
+    for dtype in (np.float32, np.float64):
+        for kernel in ((2, 2), (3, 3)):
+            x = np.ones((2, 2, 6, 6), dtype)
+            if backward:
+                out, arg = max_pool2d_forward(x, kernel, kernel)
+                calls.append((out, arg, x.shape, kernel, kernel))
+            else:
+                calls.append((x, kernel, kernel))
+    return calls
+
+
+@warm.with_twin(_forward_twin, examples=lambda: _examples(False))
 def max_pool2d_forward(x: np.ndarray, kernel: tuple, stride: tuple) -> tuple:
     """``(out, arg)`` of max pooling ``x`` (N, C, H, W) with ``kernel`` windows every ``stride``."""
     kh, kw = kernel
@@ -147,13 +185,14 @@ def max_pool2d_forward(x: np.ndarray, kernel: tuple, stride: tuple) -> tuple:
     Ho, Wo = conv_output_size(H, kh, sh), conv_output_size(W, kw, sw)
     x = np.ascontiguousarray(x)
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
-    arg = np.empty((N, C, Ho, Wo), dtype=np.uint8 if kh * kw <= 256 else np.int32)
+    arg = np.empty((N, C, Ho, Wo), dtype=_arg_dtype(kernel))
     if out.size:
         chunks = _tasks(N)
-        run_tasks(lambda t: _max_pool_forward_images(x, *chunks[t], kh, kw, sh, sw, out, arg), len(chunks))
+        run_tasks(lambda t: warm.run(_max_pool_forward_images, x, *chunks[t], kh, kw, sh, sw, out, arg), len(chunks))
     return out, arg
 
 
+@warm.with_twin(_backward_twin, examples=lambda: _examples(True))
 def max_pool2d_backward(grad: np.ndarray, arg: np.ndarray, x_shape: tuple, kernel: tuple, stride: tuple) -> np.ndarray:
     """The input gradient of :func:`max_pool2d_forward` given the output gradient ``grad``."""
     grad = np.ascontiguousarray(grad)
@@ -162,6 +201,6 @@ def max_pool2d_backward(grad: np.ndarray, arg: np.ndarray, x_shape: tuple, kerne
         chunks = _tasks(x_shape[0])
         kh, kw = kernel
         offsets = np.array([(a // kw) * x_shape[3] + a % kw for a in range(kh * kw)], dtype=np.intp)
-        run_tasks(lambda t: _max_pool_backward_images(grad, arg, *chunks[t], offsets, stride[0], stride[1], dx),
-                  len(chunks))
+        run_tasks(lambda t: warm.run(_max_pool_backward_images, grad, arg, *chunks[t], offsets, stride[0], stride[1],
+                                     dx), len(chunks))
     return dx

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ...checkpoint import CheckpointError
+from ...kernels.warm import wait_for_compiled
 from ..console import check_data_dir, non_negative_int, positive_int, say
 from .budgets import BUDGETS, Budget, capped, cell_settings
 from .cells import column_data, load_budget_digits, run_cell
@@ -55,6 +56,7 @@ def _draw(figure, folder: Path, *args, announce) -> bool:
         return False
 
 
+@wait_for_compiled()  # the same bytes from an empty and a warm Numba cache (see kernels/warm.py)
 def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distortions=None, models=None,
                seed: int = 0, dataset: str | None = None, figures: bool = True, announce=say,
                progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True,
@@ -101,6 +103,7 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
                    columns, results, PAPER_TABLE1, t0, figure_paths, command, jobs, tables, announce)
 
 
+@wait_for_compiled()
 def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models=None, seed: int = 0,
                  dataset: str | None = None, figures: bool = True, announce=say, progress: bool = False,
                  command: str = "", jobs: int = 1, tables: bool = True, max_updates: int | None = None) -> dict:
