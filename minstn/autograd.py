@@ -203,7 +203,8 @@ class Function:
         if not isinstance(value, np.ndarray):
             value = np.asarray(value)
         out = Tensor(value, requires_grad=record, _copy=False)
-        share_counter_of_viewed_input(out, inputs)
+        if value.base is not None:  # a view: of an input?
+            share_counter_of_viewed_input(out, inputs)
         if record:
             node = Node(cls, ctx, inputs)
             node._output = weakref.ref(out)
@@ -241,7 +242,10 @@ class Tensor:
                 f"only floating-point tensors can require gradients; got dtype {data.dtype} "
                 "(pass dtype=np.float32 or np.float64)"
             )
-        self.data = data
+        if type(data) is np.ndarray:  # its own array, with a new counter (else see the data setter)
+            self._array, self._version, self._view = data, VersionCounter(), None
+        else:
+            self.data = data
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.grad_fn = None
@@ -262,9 +266,6 @@ class Tensor:
     @data.setter
     def data(self, value):
         """``x.data = values`` replaces the array; ``x.data = other_tensor`` shares other's, as in PyTorch."""
-        if type(value) is np.ndarray and "_array" not in self.__dict__:  # a new tensor's own array
-            self._array, self._version, self._view = value, VersionCounter(), None
-            return
         if isinstance(value, Tensor):
             value = value.data
         if value is self.__dict__.get("_view"):  # ``x.data -= v`` wrote in place and assigns the same array

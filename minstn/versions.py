@@ -104,7 +104,8 @@ class TensorData(np.ndarray):
 
     # --- the ndarray methods that write in place ---
     def __setitem__(self, index, value):
-        super().__setitem__(_plain(index), _plain(value))
+        index = tuple(map(_plain, index)) if isinstance(index, tuple) else _plain(index)  # Tensor indices too
+        super().__setitem__(index, _plain(value))
         self._version.bump()
 
     def fill(self, value):
@@ -188,10 +189,8 @@ class TensorData(np.ndarray):
 
 def share_counter_of_viewed_input(out, inputs) -> None:
     """An op whose output is a view of an input (reshape, permute) must count the writes
-    to either: give the output the input's counter."""
+    to either: give the output the input's counter. (Called when the output has a base.)"""
     value = out._array
-    if value.base is None:
-        return
     for t in inputs:
         if t is not None and np.may_share_memory(value, t._array):
             out._version = t._version
@@ -205,14 +204,22 @@ def _kept(ctx) -> list:
     return kept + [v for k, v in vars(ctx).items() if k != "saved_tensors" and isinstance(v, np.ndarray)]
 
 
-def versions_seen(ctx, inputs, out) -> tuple:
+def versions_seen(ctx, inputs, out) -> list:
     """``(position, counter, version, array)`` of each Tensor input, and of the output
-    (position -1) if the op kept it, when the op runs. Cheap: whether an input's values
-    were kept is only asked if its version has changed (:func:`check_unchanged`)."""
-    seen = [(i, t._version, t._version.value, t._array) for i, t in enumerate(inputs) if t is not None]
-    if any(k is out._array for k in ctx.saved_tensors):  # (an output that was not kept is not held here)
-        seen.append((-1, out._version, out._version.value, out._array))
-    return tuple(seen)
+    (position -1) if the op kept it, when the op runs. Cheap (plain loops: this runs for
+    every recorded op): whether an input's values were kept is only asked if its version
+    has changed (:func:`check_unchanged`)."""
+    seen = []
+    for i, t in enumerate(inputs):
+        if t is not None:
+            counter = t._version
+            seen.append((i, counter, counter.value, t._array))
+    array = out._array
+    for kept in ctx.saved_tensors:
+        if kept is array:  # (an output that was not kept is not held here)
+            seen.append((-1, out._version, out._version.value, array))
+            break
+    return seen
 
 
 def check_unchanged(node) -> None:

@@ -95,13 +95,12 @@ def _shared_dropout(monkeypatch, torch):
     return restart
 
 
-def _assert_same(ours, theirs, what, rtol, atol):
-    theirs = theirs.detach().numpy() if hasattr(theirs, "detach") else np.asarray(theirs)
-    np.testing.assert_allclose(np.asarray(ours), theirs, rtol=rtol, atol=atol, err_msg=what)
-
-
 def _numpy(x):
     return x.detach().numpy() if hasattr(x, "detach") else np.asarray(x)
+
+
+def _assert_same(ours, theirs, what, rtol, atol):
+    np.testing.assert_allclose(_numpy(ours), _numpy(theirs), rtol=rtol, atol=atol, err_msg=what)
 
 
 def _two_steps(program, model, step, batch, dtype):
@@ -170,6 +169,17 @@ def _compare_on_both(path, make_model, step, batch, dtype, mode, prepare=None, r
         reference = _two_steps(theirs, torch_model(), step, batch, np.float64)
     _assert_two_steps_agree(on_minstn, on_torch, reference)
     return model
+
+
+def test_the_agreement_check_fails_on_a_wrong_gradient_negative_control():
+    grads = {"w": np.array([1.0, -2.0, 0.5]), "b": np.array([0.25])}
+    record = ([(0.5, grads), (0.4, grads)], {"w": np.ones(3)})
+    wrong = {"w": grads["w"] * [1, 1, 1.01], "b": grads["b"]}          # one entry 1% off
+    _assert_two_steps_agree(record, record, reference=record)
+    with pytest.raises(AssertionError, match="step 2: gradient of w"):
+        _assert_two_steps_agree(([(0.5, grads), (0.4, wrong)], record[1]), record, reference=record)
+    with pytest.raises(AssertionError, match="losses"):
+        _assert_two_steps_agree(record, ([(0.5, grads), (0.41, grads)], record[1]))
 
 
 # ---------------------------------------------------------------------------
