@@ -38,21 +38,13 @@ PROGRAM = os.path.join(HERE, "rgb512_stn.py")
 COURSE_PROGRAM = os.path.join(os.path.dirname(HERE), "tutorials", "pytorch_stn.py")
 
 
-def smooth_images(n, size=512, seed=0):
-    rng = np.random.default_rng(seed)
-    v, u = np.mgrid[0:size, 0:size] / size
-    waves = rng.uniform(0.5, 3.0, (n, 3, 3))
-    return np.stack([[0.5 + 0.4 * np.sin(2 * np.pi * (f * u + g * v) + p) for f, g, p in w]
-                     for w in waves]).astype(np.float32)
-
-
 def setup(torch, batch):
     ours, theirs = interop.load_module(PROGRAM), interop.load_module(PROGRAM, "torch")
     mt.manual_seed(0)
     m_model, t_model = ours.LargeImageTransformer(), theirs.LargeImageTransformer()
     t_model.load_state_dict(interop.state_dict_to_torch(m_model))
     m_opt, t_opt = ours.make_optimizer(m_model, lr=1e-3), theirs.make_optimizer(t_model, lr=1e-3)
-    x = smooth_images(batch)
+    x = ours.example_images(batch)
     target = np.roll(x, 9, axis=3).copy()
     mx, mtarget, tx, ttarget = mt.from_numpy(x), mt.from_numpy(target), torch.from_numpy(x), torch.from_numpy(target)
 
@@ -97,19 +89,20 @@ def agreement(torch):
         digits, labels = load_mnist("test", download=False)
     except (FileNotFoundError, ValueError):
         digits, labels = load_glyphs("test", n=16, seed=0)
-    x = smooth_images(2)
+    rgb = interop.load_module(PROGRAM)
+    x = rgb.example_images(2)
     cases = [("pytorch_stn.py", COURSE_PROGRAM, "STNet", "train_step", "eval", None,
               (distort(digits[:16], "rts", seed=0), labels[:16].astype(np.int64)))]
     for mode in ("eval", "train"):
         cases.append(("rgb512_stn.py", PROGRAM, "LargeImageTransformer", "training_step", mode,
-                      [1.01, 0.003, 0.002, -0.004, 0.99, 0.001], (x, np.roll(x, 9, axis=3).copy())))
+                      rgb.NEAR_IDENTITY, (x, np.roll(x, 9, axis=3).copy())))
     print("float32; gradient differences as a fraction of the largest gradient of the step\n")
     print(f"{'program':<15}{'mode':<6}{'step':>4}{'loss rel':>10}{'grads':>10}{'minstn-f64':>12}{'torch-f64':>11}")
     for name, path, cls, step, mode, bias, batch in cases:
         ours, theirs = interop.load_module(path), interop.load_module(path, "torch")
         mt.manual_seed(0)
         model = getattr(ours, cls)()
-        if bias is not None:  # just off the identity (see RESULTS.md: the kink at pixel centres)
+        if bias is not None:  # just off the identity (rgb512_stn.NEAR_IDENTITY)
             model.regressor[2].bias.data.copy_(np.array(bias))
         state = interop.state_dict_to_torch(model)
         runs = []

@@ -12,12 +12,16 @@ Plain PyTorch; minstn runs it with only the imports changed
 (``minstn.interop.load_module("benchmarks/rgb512_stn.py")``). ``benchmarks/pytorch_style.py``
 times one training step of both, ``tests/test_pytorch_style.py`` compares them step by step.
 """
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.optim as optim
 
 SIZE = 512
+# theta just off the identity, to compare engines: at the identity every sampling point lies
+# on a pixel centre, where the bilinear kernel has a kink, and float32 rounding picks its side
+NEAR_IDENTITY = [1.01, 0.003, 0.002, -0.004, 0.99, 0.001]
 
 
 def conv_bn_relu(c_in, c_out):
@@ -63,3 +67,12 @@ def training_step(model, optimizer, images, targets):
     loss.backward()
     optimizer.step()
     return loss.item()
+
+
+def example_images(n, seed=0):
+    """``n`` smooth RGB images (sums of sinusoids), float32 (n, 3, 512, 512) NumPy arrays."""
+    rng = np.random.default_rng(seed)
+    v, u = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    waves = rng.uniform(0.5, 3.0, (n, 3, 3))
+    return np.stack([[0.5 + 0.4 * np.sin(2 * np.pi * (f * u + g * v) + p) for f, g, p in w]
+                     for w in waves]).astype(np.float32)

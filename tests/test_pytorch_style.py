@@ -51,13 +51,9 @@ def _rts_batch(n=16, seed=0):
     return distort(images[:n], "rts", seed=seed), labels[:n].astype(np.int64)
 
 
-def _smooth_rgb(n=2, size=512, seed=0):
-    """Smooth colour images (sums of sinusoids): float32 gradients stay well conditioned."""
-    rng = np.random.default_rng(seed)
-    v, u = np.mgrid[0:size, 0:size] / size
-    waves = rng.uniform(0.5, 3.0, (n, 3, 3))
-    return np.stack([[0.5 + 0.4 * np.sin(2 * np.pi * (f * u + g * v) + p) for f, g, p in w]
-                     for w in waves]).astype(np.float32)
+def _smooth_rgb(n=2):
+    """Smooth colour images (sums of sinusoids; float32 gradients stay well conditioned)."""
+    return interop.load_module(RGB512_PROGRAM).example_images(n)
 
 
 def _shared_dropout(monkeypatch, torch):
@@ -257,7 +253,7 @@ def _off_identity(model):
     # Start just off the identity: there every sampling point lies exactly on a pixel centre,
     # where bilinear interpolation has a kink, and the float32 rounding of the base grid (which
     # differs between the engines) picks its side; in float64 both agree to 1e-12 there too.
-    model.regressor[2].bias.data.copy_(np.array([1.01, 0.003, 0.002, -0.004, 0.99, 0.001]))
+    model.regressor[2].bias.data.copy_(np.array(interop.load_module(RGB512_PROGRAM).NEAR_IDENTITY))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.slow)],
