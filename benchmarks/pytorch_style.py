@@ -137,7 +137,8 @@ def main(argv=None):
         return agreement(torch)
     print(f"benchmarks/rgb512_stn.py, 3 x 512 x 512 float32; median of {args.repeats} interleaved calls "
           "after a warm-up call\n")
-    print(f"{'batch':>5}  {'what':<8}{'minstn ms':>11}{'torch ms':>10}{'minstn/torch':>14}   first losses (minstn, torch)")
+    print(f"{'batch':>5}  {'what':<8}{'minstn ms':>11}{'torch ms':>10}{'minstn/torch':>14}"
+          "   first losses (minstn, torch)")
     for batch in args.batches:
         forwards, steps = setup(torch, batch)
         losses = {k: fn() for k, fn in steps.items()}  # warm-up (JIT) and the agreement check

@@ -69,4 +69,5 @@ def __getattr__(name):
 
 
 # PyTorch's dtype names (last: `float`, `int` and `bool` shadow the builtins in this namespace)
-from .dtypes import bool, double, float, float16, float32, float64, half, int, int32, int64, long, uint8  # noqa: E402,F401,A004
+from .dtypes import (bool, double, float, float16, float32, float64, half, int, int32, int64,  # noqa: E402,F401,A004
+                     long, uint8)

@@ -15,7 +15,8 @@ array seen through an ndarray subclass that bumps the counter on item assignment
 (``x.data[...] = v``), on in-place operators and ufuncs with ``out=`` (``x.data -= v``),
 on ``fill``/``sort``/``put``/``np.copyto``, and in PyTorch's in-place methods
 (``zero_``, ``fill_``, ``copy_``, ``add_``, ...). Its views (``x.data[0]``,
-``x.data.T``) share the counter; anything computed from it is a plain ndarray.
+``x.data.T``, ``np.reshape(x.data, ...)``) share the counter; anything computed from it is
+a plain ndarray.
 
 Not counted: writes through a plain ndarray that shares the memory (the array given to
 ``mt.from_numpy``, ``np.asarray(x.data)``) and writes by compiled (Numba) code.
@@ -60,6 +61,31 @@ def _number(value):
 _WRITES_FIRST_ARGUMENT = {np.copyto, np.put, np.place, np.putmask, np.fill_diagonal}
 
 
+def _one_level(values) -> list:
+    """The arguments of a NumPy function, with lists and tuples of arrays opened one level."""
+    out = []
+    for v in values:
+        out.extend(v) if isinstance(v, (list, tuple)) else out.append(v)
+    return out
+
+
+def _unwrapped(values) -> list:
+    """The same arguments with every TensorData (also inside a list or tuple) as a plain view."""
+    def plain(v):
+        return v.view(np.ndarray) if isinstance(v, TensorData) else v
+    return [type(v)(map(plain, v)) if isinstance(v, (list, tuple)) else plain(v) for v in values]
+
+
+def _watched_if_view(result, watched):
+    """A NumPy function's result: a plain array, unless it is a view of a watched array
+    (``np.reshape(x.data, ...)``), which then shares that array's counter."""
+    if isinstance(result, np.ndarray) and result.base is not None:
+        for a in watched:
+            if np.may_share_memory(result, a):
+                return TensorData(result, a._version)
+    return result
+
+
 class TensorData(np.ndarray):
     """A tensor's values as an ndarray that counts the in-place writes made through it.
 
@@ -95,12 +121,15 @@ class TensorData(np.ndarray):
         return tuple(o if o is not None else r for o, r in zip(out, result))
 
     def __array_function__(self, func, types, args, kwargs):
-        result = super().__array_function__(func, types, args, kwargs)
+        watched = [a for a in _one_level(args) + _one_level(kwargs.values()) if isinstance(a, TensorData)]
+        result = func(*_unwrapped(args), **dict(zip(kwargs, _unwrapped(kwargs.values()))))
         if func in _WRITES_FIRST_ARGUMENT:
             target = args[0] if args else next(iter(kwargs.values()), None)
             if isinstance(target, TensorData):
                 target._version.bump()
-        return result
+        if isinstance(result, (list, tuple)):  # np.split and friends: each piece may be a view
+            return type(result)(_watched_if_view(r, watched) for r in result)
+        return _watched_if_view(result, watched)
 
     # --- the ndarray methods that write in place ---
     def __setitem__(self, index, value):

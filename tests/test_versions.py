@@ -97,6 +97,10 @@ def _write_x_data_view_reshape(w, x):
     x.data.reshape(3, 1)[0, 0] = 0.0
 
 
+def _write_x_numpy_function_view(w, x):
+    np.reshape(x.data, (1, 3))[0, 1] = 0.0     # a view made by a NumPy function
+
+
 def _optimiser_step_before_backward(w, x):
     w.grad = np.ones(3)
     optim.SGD([w], lr=0.1).step()
@@ -106,7 +110,7 @@ WRITES = [_write_w_data_item, _write_w_data_all, _write_w_data_view, _write_w_da
           _write_w_data_ufunc_out, _write_w_data_copyto, _write_w_data_fill, _write_w_data_torch_methods,
           _write_w_data_zero_, _write_w_data_copy_, _write_w_data_add_, _write_w_numpy, _write_w_no_grad,
           _write_w_no_grad_operator, _write_x_method, _write_x_through_detach, _write_x_data_view_reshape,
-          _optimiser_step_before_backward]
+          _write_x_numpy_function_view, _optimiser_step_before_backward]
 
 
 @pytest.mark.parametrize("write", WRITES, ids=[f.__name__.lstrip("_") for f in WRITES])
@@ -241,7 +245,8 @@ def test_in_place_methods_follow_numpy_casting_like_pytorch():
 def test_data_computations_are_plain_arrays_and_copies_do_not_share_the_counter():
     w, x, loss = _mul_graph()
     assert type(w.data + 1) is np.ndarray and type(w.data.copy()) is np.ndarray
-    assert type(np.asarray(w.data)) is np.ndarray
+    assert type(np.asarray(w.data)) is np.ndarray and type(np.zeros_like(w.data)) is np.ndarray
+    assert type(np.concatenate([w.data, w.data])) is np.ndarray and type(w.data.sum()) is np.float64
     c = w.data.copy()
     c[0] = 5.0                                 # a copy: not the tensor's values
     loss.backward()
