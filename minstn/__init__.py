@@ -13,12 +13,14 @@ The public face::
 
 from . import ops as _ops  # noqa: F401  (attach the operators and methods to Tensor)
 from . import shape_ops as _shape_ops  # noqa: F401
+from . import inplace as _inplace  # noqa: F401
 from .autograd import (
     Context,
     Function,
     Tensor,
     as_tensor,
     enable_grad,
+    from_numpy,
     is_grad_enabled,
     no_grad,
     tensor,
@@ -37,7 +39,8 @@ __all__ = [
     "Tensor", "Function", "Context", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled",
     "gradcheck", "GradcheckError", "graph", "cat", "stack", "exp", "log", "sqrt", "sin", "cos", "matmul",
     "manual_seed", "set_num_threads", "get_num_threads", "set_backend", "get_backend", "use_backend", "BACKENDS",
-    "zeros", "ones",
+    "zeros", "ones", "from_numpy",
+    "float16", "half", "float32", "float", "float64", "double", "uint8", "int32", "int", "int64", "long", "bool",
 ]
 
 
@@ -56,3 +59,17 @@ def zeros(*shape, dtype="float32", requires_grad=False) -> Tensor:
 def ones(*shape, dtype="float32", requires_grad=False) -> Tensor:
     """A Tensor of ones: ``mt.ones(2, 3)`` or ``mt.ones((2, 3))``."""
     return _filled(1, shape, dtype, requires_grad)
+
+
+def __getattr__(name):
+    """``mt.nn``, ``mt.optim``, ``mt.utils``, ... without importing them first, as after ``import torch``."""
+    if name in ("nn", "optim", "utils", "functional", "interop", "data", "models"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# PyTorch's dtype names (last: `float`, `int` and `bool` shadow the builtins in this namespace)
+from .dtypes import (bool, double, float, float16, float32, float64, half, int, int32, int64,  # noqa: E402,F401,A004
+                     long, uint8)

@@ -25,12 +25,15 @@ import weakref
 
 import numpy as np
 
+from .versions import TensorData, VersionCounter, check_unchanged, share_counter_of_viewed_input, versions_seen
+
 __all__ = [
     "Tensor",
     "Function",
     "Context",
     "tensor",
     "as_tensor",
+    "from_numpy",
     "no_grad",
     "enable_grad",
     "is_grad_enabled",
@@ -145,16 +148,19 @@ class Node:
     """One recorded application of a Function: the graph's vertex.
 
     ``inputs`` holds, per forward argument, the Tensor that was passed (or None
-    for non-Tensor arguments such as a shape or a mode string).
+    for non-Tensor arguments such as a shape or a mode string). ``versions`` holds
+    the version of each input and of the output when the op ran (see
+    :mod:`minstn.versions`), checked before its backward.
     """
 
-    __slots__ = ("function", "ctx", "inputs", "_output", "__weakref__")
+    __slots__ = ("function", "ctx", "inputs", "_output", "versions", "__weakref__")
 
     def __init__(self, function, ctx, inputs):
         self.function = function
         self.ctx = ctx
         self.inputs = inputs
         self._output = None
+        self.versions = ()
 
     @property
     def name(self) -> str:
@@ -201,7 +207,7 @@ class Function:
     @classmethod
     def apply(cls, *args) -> "Tensor":
         inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-        arrays = tuple(array_of(a) for a in args)
+        arrays = tuple(a._array if isinstance(a, Tensor) else a for a in args)
         needs = tuple(t is not None and t.requires_grad for t in inputs)
         record = _grad_state.enabled and any(needs)
         ctx = Context(needs if record else (False,) * len(args))
@@ -209,9 +215,12 @@ class Function:
         if not isinstance(value, np.ndarray):
             value = np.asarray(value)
         out = Tensor(value, requires_grad=record, _copy=False)
+        if value.base is not None:  # a view: of an input?
+            share_counter_of_viewed_input(out, inputs)
         if record:
             node = Node(cls, ctx, inputs)
             node._output = weakref.ref(out)
+            node.versions = versions_seen(ctx, inputs, out)
             out.grad_fn = node
         return out
 
@@ -225,7 +234,8 @@ class Tensor:
     """A NumPy array that can remember how it was computed.
 
     Attributes:
-        data: the ndarray holding the values.
+        data: the ndarray holding the values (a :class:`~minstn.versions.TensorData`,
+            which counts in-place writes so that backward can refuse stale values).
         grad: None, or an ndarray of ``data``'s shape filled by ``backward``.
         requires_grad: whether gradients should flow to (and be stored on) it.
         grad_fn: the graph node that produced it; None for leaves and constants.
@@ -244,7 +254,10 @@ class Tensor:
                 f"only floating-point tensors can require gradients; got dtype {data.dtype} "
                 "(pass dtype=np.float32 or np.float64)"
             )
-        self.data = data
+        if type(data) is np.ndarray:  # its own array, with a new counter (else see the data setter)
+            self._array, self._version, self._view = data, VersionCounter(), None
+        else:
+            self.data = data
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.grad_fn = None
@@ -252,22 +265,53 @@ class Tensor:
         self._hooks = []
         self._retains_grad = False
 
+    # --- the values and their version counter -------------------------------
+    @property
+    def data(self) -> TensorData:
+        """The values, an ndarray that counts in-place writes (``x.data[...] = v``, ``x.data -= v``,
+        ``x.data.fill_(0)``) in the tensor's version counter; see :mod:`minstn.versions`."""
+        view = self._view
+        if view is None:
+            view = self._view = TensorData(self._array, self._version)
+        return view
+
+    @data.setter
+    def data(self, value):
+        """``x.data = values`` replaces the array; ``x.data = other_tensor`` shares other's, as in PyTorch."""
+        if isinstance(value, Tensor):
+            value = value.data
+        if value is self.__dict__.get("_view"):  # ``x.data -= v`` wrote in place and assigns the same array
+            return
+        if isinstance(value, TensorData):
+            self._array, self._version, self._view = value.view(np.ndarray), value._version, value
+            return
+        value = np.asarray(value)
+        old = self.__dict__.get("_array")
+        shares = old is not None and np.may_share_memory(value, old)
+        self._array, self._view = value, None
+        self._version = self._version if shares else VersionCounter()
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_view"] = None  # rebuilt on demand around the (copied) array and counter
+        return state
+
     # --- basic properties ------------------------------------------------
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._array.shape
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._array.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._array.ndim
 
-    @property
-    def size(self) -> int:
-        return self.data.size
+    def size(self, dim=None):
+        """The shape, ``x.size()`` (a tuple), or the length of one dimension, ``x.size(1)``, as PyTorch's."""
+        return self._array.shape if dim is None else self._array.shape[dim]
 
     @property
     def is_leaf(self) -> bool:
@@ -277,7 +321,7 @@ class Tensor:
         return len(self.data)
 
     def numel(self) -> int:
-        return self.data.size
+        return self._array.size
 
     def dim(self) -> int:
         return self.data.ndim
@@ -457,6 +501,7 @@ def _run_backward(root: Tensor, grad: np.ndarray) -> None:
             g = _apply_hooks(out, g)
             if out._retains_grad:
                 out.grad = g.copy() if out.grad is None else out.grad + g
+        check_unchanged(node)
         input_grads = node.function.backward(node.ctx, g)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
@@ -512,3 +557,11 @@ def as_tensor(x, dtype=None) -> Tensor:
     if isinstance(x, np.ndarray):
         return Tensor(x if dtype is None else x.astype(dtype, copy=False), _copy=False)
     return Tensor(x, dtype=dtype)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A Tensor sharing ``array``'s memory, as ``torch.from_numpy``. Writes made through
+    ``array`` itself are not seen by the version counter (as in PyTorch)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a NumPy array, got {type(array).__name__}")
+    return Tensor(array, _copy=False)

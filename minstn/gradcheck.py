@@ -35,7 +35,9 @@ def _forward(fn, inputs):
 def _numeric_jacobian(fn, inputs, index, eps):
     """Columns of d out / d inputs[index], by central differences, as (n_out, n_in)."""
     x = inputs[index]
-    flat = x.data.reshape(-1)
+    # Perturb the plain array, not x.data: every value is restored exactly, so these writes
+    # must not count as in-place changes (they would void graphs built before the check).
+    flat = x._array.reshape(-1)
     columns = []
     with no_grad():
         for i in range(flat.size):
@@ -63,7 +65,7 @@ def _analytic_vjp(fn, inputs, checked, v):
         grads = []
         for i in checked:
             g = inputs[i].grad
-            grads.append(np.zeros(inputs[i].size) if g is None else np.asarray(g, np.float64).reshape(-1))
+            grads.append(np.zeros(inputs[i].numel()) if g is None else np.asarray(g, np.float64).reshape(-1))
         return grads
     finally:
         for t, g in zip(inputs, saved):
@@ -103,7 +105,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full_jacobian_max=256,
             inputs[i].data = np.ascontiguousarray(inputs[i].data).copy()
 
     with no_grad():
-        n_out = _forward(fn, inputs).size
+        n_out = _forward(fn, inputs).numel()
     if n_out == 0:
         return True  # an empty output has an empty Jacobian: nothing can disagree
     rng = np.random.default_rng(seed)

@@ -10,6 +10,8 @@ like NumPy; their backward sums the gradient back to each input's shape (:func:`
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 
 from .autograd import Function, Tensor, as_tensor
@@ -273,6 +275,21 @@ def astype(x, dtype) -> Tensor:
     return Cast.apply(x, np.dtype(dtype))
 
 
+class Clone(Function):
+    """A copy in new memory (``x.clone()``); the gradient passes through unchanged."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return a.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad,)
+
+
+clone = _unary(Clone, "clone")
+
+
 @tensor_method("float")
 def _float(x) -> Tensor:
     return astype(x, np.float32)
@@ -384,7 +401,19 @@ class Max(Function):
         return grad * share, None, None
 
 
-_reduction(Max, "max").__doc__ = "Maximum over ``dim`` (all by default); the values only (like ``torch.amax``)."
+_reduction(Max, "amax").__doc__ = "Maximum over ``dim`` (all by default, or a tuple of dims): the values only."
+
+MaxResult = namedtuple("MaxResult", ["values", "indices"])  # torch.return_types.max
+
+
+@tensor_method("max")
+def max_along(x, dim=None, keepdim=False):
+    """``x.max()``: the largest value; ``x.max(dim)``: ``(values, indices)`` along ``dim``, as in
+    PyTorch (``values`` carries the gradient, ties share it); a tuple of dims gives the values."""
+    values = Max.apply(x, dim, keepdim)
+    if not isinstance(dim, (int, np.integer)):
+        return values
+    return MaxResult(values, argmax(x, dim, keepdim))
 
 
 @tensor_method("argmax")
@@ -394,3 +423,21 @@ def argmax(x, dim=None, keepdim=False) -> Tensor:
     if keepdim and dim is not None:
         out = np.expand_dims(out, dim)
     return Tensor(out.astype(np.int64), _copy=False)
+
+
+def _comparison(name: str, ufunc, operator: str | None = None):
+    """``x.name(other)``: elementwise comparison, a bool Tensor outside the graph (no gradient)."""
+    def compare(x, other) -> Tensor:
+        return Tensor(ufunc(x.data, _operand(other, x).data), _copy=False)
+    compare.__name__ = compare.__qualname__ = name
+    tensor_method(name, *([f"__{operator}__"] if operator else []))(compare)
+    return compare
+
+
+# == and != stay Python's identity tests (tensors are kept in lists and dicts): write a.eq(b)
+eq = _comparison("eq", np.equal)
+ne = _comparison("ne", np.not_equal)
+lt = _comparison("lt", np.less, "lt")
+le = _comparison("le", np.less_equal, "le")
+gt = _comparison("gt", np.greater, "gt")
+ge = _comparison("ge", np.greater_equal, "ge")

@@ -43,6 +43,12 @@ def reshape(x, *shape) -> Tensor:
     return Reshape.apply(x, _shape_args(shape))
 
 
+@tensor_method("view_as", "reshape_as")
+def view_as(x, other) -> Tensor:
+    """``x`` in ``other``'s shape."""
+    return Reshape.apply(x, tuple(other.shape))
+
+
 @tensor_method("flatten")
 def flatten(x, start_dim=0, end_dim=-1) -> Tensor:
     if x.ndim == 0:

@@ -58,7 +58,7 @@ def forward_backward(backend, U, grid):
         u = mt.tensor(U, requires_grad=True)
         g = mt.tensor(grid, requires_grad=True)
         V = F.grid_sample(u, g)
-        V.backward(np.cos(np.arange(V.size)).reshape(V.shape).astype(V.dtype))
+        V.backward(np.cos(np.arange(V.numel())).reshape(V.shape).astype(V.dtype))
     return V.numpy(), u.grad, g.grad
 
 

@@ -12,6 +12,7 @@ from .layers import (
     BatchNorm2d,
     Conv2d,
     Dropout,
+    Dropout2d,
     Flatten,
     Identity,
     Linear,
@@ -27,6 +28,6 @@ from .spatial import SpatialTransformer
 __all__ = [
     "Module", "Parameter", "IncompatibleKeys",
     "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Tanh", "Sigmoid",
-    "Dropout", "Flatten", "Sequential", "BatchNorm2d", "SpatialTransformer",
+    "Dropout", "Dropout2d", "Flatten", "Sequential", "BatchNorm2d", "SpatialTransformer",
     "init", "functional", "utils",
 ]

@@ -20,10 +20,11 @@ from ..kernels import conv_cpu, conv_dft, linear_cpu, pool_cpu
 from ..kernels import layers as K
 from ..ops import relu, sigmoid, tanh
 from ..random import generator
+from ..sampling import affine_grid, grid_sample  # here too, as in torch.nn.functional
 
-__all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "relu", "sigmoid",
-           "tanh", "log_softmax", "softmax", "nll_loss", "cross_entropy", "mse_loss", "pair",
-           "conv_output_size"]
+__all__ = ["linear", "conv2d", "max_pool2d", "avg_pool2d", "batch_norm", "dropout", "dropout2d", "relu",
+           "sigmoid", "tanh", "log_softmax", "softmax", "nll_loss", "cross_entropy", "mse_loss", "pair",
+           "conv_output_size", "affine_grid", "grid_sample"]
 
 conv_output_size = K.conv_output_size
 
@@ -233,6 +234,22 @@ def dropout(x, p: float = 0.5, training: bool = True) -> Tensor:
     return x * (keep / (1 - p)).astype(x.dtype)
 
 
+def dropout2d(x, p: float = 0.5, training: bool = True) -> Tensor:
+    """Zero whole channels: each (sample, channel) map of ``x`` (N, C, H, W) is dropped with
+    probability ``p`` and the others scaled by 1/(1-p), as ``torch.nn.functional.dropout2d``
+    (neighbouring pixels of a feature map are correlated, so dropping single pixels would
+    regularise little). Identity when ``training=False``."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    x = as_tensor(x)
+    if x.ndim not in (3, 4):
+        raise ValueError(f"dropout2d expects (N, C, H, W) or (C, H, W) input, got shape {x.shape}")
+    if not training or p == 0:
+        return x
+    keep = generator().random(x.shape[:-2] + (1, 1)) >= p
+    return x * (keep / (1 - p) if p < 1 else keep).astype(x.dtype)
+
+
 # ---------------------------------------------------------------------------
 # losses
 # ---------------------------------------------------------------------------
@@ -285,12 +302,26 @@ def _check_targets(logits: Tensor, target: np.ndarray) -> np.ndarray:
     return target
 
 
-def nll_loss(log_probs, target) -> Tensor:
-    """Mean negative log-likelihood of integer ``target`` under ``log_probs`` (N, classes)."""
+def _reduce(losses: Tensor, reduction: str) -> Tensor:
+    """PyTorch's ``reduction``: "mean" (the default), "sum", or "none" (one loss per element)."""
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    raise ValueError(f'reduction must be "mean", "sum" or "none", got {reduction!r}')
+
+
+def nll_loss(log_probs, target, reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of integer ``target`` under ``log_probs`` (N, classes):
+    the mean over the batch, its sum (``reduction="sum"``) or one per sample (``"none"``)."""
     log_probs = as_tensor(log_probs)
     target = _check_targets(log_probs, np.asarray(array_of(target)))
     picked = log_probs[np.arange(len(target)), target]
-    return -picked.mean()
+    if reduction == "mean":
+        return -picked.mean()
+    return _reduce(-picked, reduction)
 
 
 class CrossEntropy(Function):
@@ -315,13 +346,16 @@ class CrossEntropy(Function):
         return d, None
 
 
-def cross_entropy(logits, target) -> Tensor:
-    """Mean cross-entropy of ``logits`` (N, classes) against integer ``target`` (N,)."""
+def cross_entropy(logits, target, reduction: str = "mean") -> Tensor:
+    """Cross-entropy of ``logits`` (N, classes) against integer ``target`` (N,); ``reduction``
+    as :func:`nll_loss`. The mean (what training uses) is one node, :class:`CrossEntropy`."""
     _require_batch_of_logits(logits, "cross_entropy")
+    if reduction != "mean":
+        return nll_loss(log_softmax(logits, dim=1), target, reduction)
     logits = as_tensor(logits)
     return CrossEntropy.apply(logits, _check_targets(logits, np.asarray(array_of(target))))
 
 
-def mse_loss(input, target) -> Tensor:
+def mse_loss(input, target, reduction: str = "mean") -> Tensor:
     diff = as_tensor(input) - as_tensor(target)
-    return (diff * diff).mean()
+    return _reduce(diff * diff, reduction)

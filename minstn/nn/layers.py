@@ -20,8 +20,12 @@ from .module import Module, Parameter
 
 __all__ = [
     "Identity", "Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Tanh", "Sigmoid",
-    "Dropout", "Flatten", "Sequential", "BatchNorm2d",
+    "Dropout", "Dropout2d", "Flatten", "Sequential", "BatchNorm2d",
 ]
+
+_INPLACE_NOTE = """``inplace`` is accepted for PyTorch programs (``nn.ReLU(True)``), but the result is a
+    new tensor (the same values and gradient; the input is left unchanged): minstn records
+    no in-place op in the autograd graph."""
 
 
 def _reset_like_pytorch(weight: Parameter, bias) -> None:
@@ -128,8 +132,17 @@ class AvgPool2d(_Pool2d):
 
 
 class ReLU(Module):
+    __doc__ = "max(0, x), elementwise. " + _INPLACE_NOTE
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
     def forward(self, x):
         return F.relu(x)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
 
 
 class Tanh(Module):
@@ -145,16 +158,25 @@ class Sigmoid(Module):
 class Dropout(Module):
     """Zero each element with probability ``p`` while training; identity in eval mode."""
 
-    def __init__(self, p: float = 0.5):
+    def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
         checks.probability(p, type(self).__name__)
         self.p = p
+        self.inplace = bool(inplace)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}" + (", inplace=True" if self.inplace else "")
+
+
+class Dropout2d(Dropout):
+    __doc__ = ("Zero whole channels (each (sample, channel) map) with probability ``p`` while training, "
+               "scaling the rest by 1/(1-p); identity in eval mode. " + _INPLACE_NOTE)
+
+    def forward(self, x):
+        return F.dropout2d(x, self.p, self.training)
 
 
 class Flatten(Module):
