@@ -101,6 +101,14 @@ def positive_number(value, name: str, owner: str) -> float:
     return v
 
 
+def finite_number(value, name: str, owner: str) -> float:
+    """Any finite number (a fill value)."""
+    v = _real(value, name, owner)
+    if not math.isfinite(v):
+        raise ValueError(f"{owner}: {name} must be a finite number, but got {value}")
+    return v
+
+
 def choice(value, choices, name: str, owner: str):
     if value not in choices:
         raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}; got {value!r}")

@@ -59,18 +59,25 @@ def sampler_cases(draw, max_n=3, max_side=7, allow_empty=True):
                 size=(N, C, Ho, Wo), grad_out=grad_out, dtype=dtype, opts=opts)
 
 
-def run_backend(kern, case):
-    """Forward + backward of affine_grid -> grid_sample on one kernel module."""
+def run_backend(kern, case, sample_at=None):
+    """Forward + backward of affine_grid -> grid_sample on one kernel module.
+
+    ``sample_at``: sample at this grid instead of the module's own ``affine_grid`` (which
+    is still returned as ``grid``). Two backends' grids may differ in the last bit, and
+    where a sample lands exactly on a pixel a one-bit difference picks the other one-sided
+    derivative (both right: bilinear interpolation has a kink there), so comparing the
+    sampler on one shared grid tests it without that ambiguity."""
     size, opts = case["size"], case["opts"]
     ac = opts["align_corners"]
-    grid = case["grid"]
+    grid = own = case["grid"]
     use_theta = grid is None
     if use_theta:
-        grid = kern.affine_grid_forward(case["theta"], size, ac)
+        own = kern.affine_grid_forward(case["theta"], size, ac)
+        grid = own if sample_at is None else sample_at
     out = kern.grid_sample_forward(case["input"], grid, **opts)
     gi, gg = kern.grid_sample_backward(case["grad_out"], case["input"], grid, **opts)
     gt = kern.affine_grid_backward(gg, size, ac) if use_theta else None
-    return dict(grid=grid, output=out, grad_input=gi, grad_grid=gg, grad_theta=gt)
+    return dict(grid=own, output=out, grad_input=gi, grad_grid=gg, grad_theta=gt)
 
 
 @st.composite

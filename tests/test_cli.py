@@ -18,8 +18,8 @@ SMALL = ["--epochs", "1", "--train-size", "256", "--test-size", "128", "--no-pro
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """``minstn train --epochs 1 --train-size 256 --test-size 128 --out DIR`` with the
-    default model (ST-CNN on RTS digits), run in-process once for the tests below."""
-    out = tmp_path_factory.mktemp("st-cnn")
+    default model (ST-FCN on RTS digits), run in-process once for the tests below."""
+    out = tmp_path_factory.mktemp("st-fcn")
     args = ["train", *SMALL, "--out", str(out), "--threads", "2"]
     if MNIST_DIR.is_dir():
         args += ["--data-dir", str(MNIST_DIR)]
@@ -37,7 +37,8 @@ def test_train_writes_checkpoint_metrics_and_figures(trained):
     for name in ("model.npz", "config.json", "metrics.json", "curves.png", "transformer.png"):
         assert (trained / name).is_file(), name
     config = json.loads((trained / "config.json").read_text())
-    assert (config["model"], config["distortion"], config["in_size"]) == ("st-cnn", "rts", 42)
+    assert (config["model"], config["distortion"], config["in_size"]) == ("st-fcn", "rts", 42)
+    assert (config["schedule"], config["lr"], config["epochs"]) == ("onecycle", 3e-3, 1)
 
 
 def test_evaluate_reports_the_same_error(trained, capsys):

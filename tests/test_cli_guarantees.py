@@ -61,13 +61,14 @@ def test_a_run_folder_is_never_overwritten_unless_told(tmp_path, capsys):
 def test_resume_after_an_interruption_gives_the_same_bytes(tmp_path, capsys):
     """An interrupted run, resumed, ends exactly where an uninterrupted one does."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    argv = ["train", *TINY, "--epochs", "3"]
+    # enough epochs after the first that the signal always lands before the run ends
+    argv = ["train", *TINY, "--epochs", "40", "--train-size", "512"]
     assert run([*argv, "--out", str(whole)], capsys)[0] == 0
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.Popen([sys.executable, "-m", "minstn", *argv, "--out", str(cut)], env=env,
                             stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:                     # stop it once epoch 1 is saved
-        if line.startswith("epoch 1/3"):
+        if line.startswith("epoch 1/40"):
             proc.send_signal(signal.SIGINT)
             break
     proc.communicate(timeout=120)
@@ -211,7 +212,7 @@ def test_a_nan_theta_stops_training(tmp_path):
     (["train", "--optimizer", "adam", "--momentum", "0.9"], "--momentum: --optimizer adam has no momentum"),
     (["train", "--dataset", "glyphs", "--data-dir", "."], "contradict"),
     (["train", "--data-dir", "/no/such/folder"], "is not a folder"),
-    (["train", "--warmup", "0.2"], "--warmup goes with --schedule onecycle"),
+    (["train", "--schedule", "cosine", "--warmup", "0.2"], "--warmup goes with --schedule onecycle"),
     (["train", "--model", "cnn", "--guard"], "--guard: cnn has no spatial transformer"),
     (["train", "--resume", "--overwrite"], "contradict"),
     (["reproduce", "table1", "--models", ","], "no models"),

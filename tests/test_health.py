@@ -92,8 +92,9 @@ def test_monitor_declares_a_collapse_after_patience_steps(monkeypatch):
 
 
 def _collapse(tmp_path, **kw):
-    config = TrainConfig(dataset="glyphs", model="st-fcn", distortion="rts", epochs=2, train_size=384, test_size=128,
-                         loc_lr_scale=300.0, progress=False, out=str(tmp_path), **kw)
+    # a constant lr, so that the guard's lowered localisation lr can be read off its messages
+    config = TrainConfig(dataset="glyphs", model="st-fcn", distortion="rts", epochs=2, lr=1e-3, schedule="constant",
+                         train_size=384, test_size=128, loc_lr_scale=300.0, progress=False, out=str(tmp_path), **kw)
     said = []
     return train(config, announce=said.append), said
 

@@ -1,6 +1,9 @@
 # %% [markdown]
 # # 11 · From PyTorch to minstn: one program, two engines
 #
+# **Study time** about 40 min, plus the two training runs · **Prerequisites** 06; a PyTorch
+# training loop · **Paper** section 3, Figure 3
+#
 # Most people meet spatial transformers through PyTorch: a `nn.Module` with a
 # localisation net, `F.affine_grid`, `F.grid_sample`, a training loop over a
 # `DataLoader`. minstn keeps PyTorch's names so that this knowledge transfers. This
@@ -260,11 +263,53 @@ print("11: all checks passed")
 # %% [markdown]
 # ## Exercises
 #
-# 1. Port a program of your own: take any PyTorch file that uses only `torch`,
-#    `torch.nn`, `torch.nn.functional`, `torch.optim` and `torch.utils.data`, and run
-#    `interop.load_module(path)`. *Check*: where it stops, the error names what is
-#    missing; the README's "From PyTorch to minstn" says whether it is on purpose.
-# 2. Make the two training runs agree step by step: replace `nn.Dropout2d(0.2)` and
-#    `F.dropout(x, p=0.3, ...)` in a copy of the program by functions that read the
-#    same NumPy masks in both engines (tests/test_pytorch_style.py shows how).
-#    *Check*: the per-epoch test errors of section 4 then agree to ~0.1%.
+# ### Exercise 1
+#
+# `SNIPPET` below is PyTorch code. Write `port(source)`, which returns the source of the
+# same program running on minstn (only import lines may change). *Check*:
+# `check_exercise_1(port)` runs your version and asks that `loss` is a minstn Tensor
+# with the value minstn computes directly. (To port a program of your own, use
+# `interop.load_module(path)`; where it stops, the error names what is missing.)
+
+# %%
+SNIPPET = """import torch
+import torch.nn.functional as F
+
+x = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]])
+target = torch.tensor([2, 0])
+loss = F.nll_loss(F.log_softmax(x * 2.0, dim=1), target, reduction="sum")
+"""
+
+
+def check_exercise_1(port):
+    namespace = {}
+    exec(port(SNIPPET), namespace)
+    loss = namespace["loss"]
+    assert isinstance(loss, mt.Tensor), f"loss is a {type(loss).__module__}.{type(loss).__name__}, not minstn's"
+    x = mt.tensor([[0.5, -1.0, 2.0], [1.5, 0.0, -0.5]])
+    want = F.nll_loss(F.log_softmax(x * 2.0, dim=1), np.array([2, 0]), reduction="sum")
+    assert abs(loss.item() - want.item()) < 1e-6, (loss.item(), want.item())
+    print("exercise 1: correct")
+
+
+# %% [markdown]
+# ### Exercise 2
+#
+# A PyTorch checkpoint names a layer `fc` where your minstn model calls it `head`.
+# Write `renamed(state_dict, old, new)`, which returns the state dict with every key
+# `old.<rest>` renamed to `new.<rest>` (the values unchanged), so that
+# `load_state_dict` accepts it. *Check*: `check_exercise_2(renamed)`.
+
+# %%
+def check_exercise_2(renamed):
+    rng = np.random.default_rng(0)
+    weight, bias = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal(3).astype(np.float32)
+    model = mt.nn.Module()
+    model.head = mt.nn.Linear(4, 3)
+    try:
+        model.load_state_dict(renamed({"fc.weight": weight, "fc.bias": bias}, "fc", "head"))
+    except RuntimeError as err:
+        raise AssertionError(f"load_state_dict refused it: {err}") from None
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    np.testing.assert_allclose(model.head(mt.tensor(x)).numpy(), x @ weight.T + bias, rtol=1e-6)
+    print("exercise 2: correct")

@@ -239,8 +239,7 @@ def dropout2d(x, p: float = 0.5, training: bool = True) -> Tensor:
     probability ``p`` and the others scaled by 1/(1-p), as ``torch.nn.functional.dropout2d``
     (neighbouring pixels of a feature map are correlated, so dropping single pixels would
     regularise little). Identity when ``training=False``."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    checks.probability(p, "dropout2d")
     x = as_tensor(x)
     if x.ndim not in (3, 4):
         raise ValueError(f"dropout2d expects (N, C, H, W) or (C, H, W) input, got shape {x.shape}")

@@ -80,7 +80,7 @@ class SpatialTransformer(Module):
 
     def __init__(self, localisation: Module, out_size=None, transform="affine", align_corners: bool = False,
                  padding_mode: str = "zeros", mode: str = "bilinear", features: int | None = None,
-                 in_shape=None):
+                 in_shape=None, fill_value: float = 0.0):
         super().__init__()
         self.spec = _transform_spec(transform)
         self.transform = transform if isinstance(transform, str) else getattr(transform, "name", "custom")
@@ -88,6 +88,7 @@ class SpatialTransformer(Module):
         checks.choice(padding_mode, tuple(PADDINGS), "padding_mode", "SpatialTransformer")
         checks.choice(mode, tuple(MODES), "mode", "SpatialTransformer")
         self.align_corners, self.padding_mode, self.mode = bool(align_corners), padding_mode, mode
+        self.fill_value = checks.finite_number(fill_value, "fill_value", "SpatialTransformer")
         self.localisation = localisation
         if features is None:
             if in_shape is None:
@@ -136,7 +137,7 @@ class SpatialTransformer(Module):
         params = self.transform_params(x)
         grid = self.spec.make_grid(params, (N, C, Ho, Wo), self.align_corners)
         out = sampling.grid_sample(x, grid, mode=self.mode, padding_mode=self.padding_mode,
-                                   align_corners=self.align_corners)
+                                   align_corners=self.align_corners, fill_value=self.fill_value)
         theta = np.array(params.data)
         self.last_theta = theta.reshape(N, 2, 3) if self.spec.n_params == 6 and self.transform == "affine" else theta
         self.last_grid = grid.data  # a fresh array every forward: no copy needed
@@ -144,5 +145,6 @@ class SpatialTransformer(Module):
 
     def extra_repr(self) -> str:
         size = "input size" if self.out_size is None else f"{self.out_size}"
+        fill = f", fill_value={self.fill_value}" if self.fill_value else ""
         return (f"transform={self.transform!r}, out_size={size}, align_corners={self.align_corners}, "
-                f"padding_mode={self.padding_mode!r}")
+                f"padding_mode={self.padding_mode!r}{fill}")
