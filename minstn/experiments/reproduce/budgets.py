@@ -60,6 +60,12 @@ BUDGETS = {
                     description="8,000 train / 2,000 test real digits, Adam lr 1e-3 (localisation nets "
                                 "too), batch 64, fresh distortions each epoch; FC family "
                                 "(FCN, ST-FCN) 10 epochs, conv family (CNN, ST-CNN) 3 epochs"),
+    "medium": Budget("medium", train_size=8000, test_size=2000, epochs=15, batch_size=64, optimizer="adam",
+                     lr=2e-3, loc_lr_scale=1.0, schedule="onecycle", warmup=0.3, eval_every_epoch=True,
+                     description="8,000 train / 2,000 test real digits, Adam with a one-cycle schedule "
+                                 "(peak lr 2e-3 after 30% of the updates, then down to ~0; localisation nets "
+                                 "too), batch 64, fresh distortions each epoch, 15 epochs (1,875 updates) "
+                                 "for every model, the test error after every epoch (the learning curves)"),
     "full": Budget("full", train_size=60000, test_size=10000, epochs=10**9, batch_size=256, optimizer="sgd",
                    lr=0.01, loc_lr_scale=1.0, iterations=150_000, schedule="step", lr_step=50_000,
                    description="the paper's schedule: SGD lr 0.01 / 10 every 50k iterations, batch 256, "

@@ -29,6 +29,7 @@ from .cells import column_data, load_budget_digits, run_cell
 from .children import cells_in_children, check_jobs
 from .paper import (ADDITION_ROWS, DISTORTION_LABEL, PAPER_ADDITION, PAPER_TABLE1, Cell, parse_distortions,
                     parse_models)
+from .curves import learning_curves_figure
 from .report import addition_figure, figure_cell, write_figure, write_report
 
 __all__ = ["run_table1", "run_addition", "add_reproduce_parser", "run_reproduce", "HELP"]
@@ -54,6 +55,12 @@ def _draw(figure, folder: Path, *args, announce) -> bool:
         announce(f"warning: no figure for {folder.name}: its checkpoint cannot be read ({err}); "
                  f"delete {folder} to train the cell again")
         return False
+
+
+def _curves(results, cells, columns, path: Path, title: str, figure_paths: dict, **kw) -> None:
+    """The learning-curve figure, when the budget tested after every epoch."""
+    if learning_curves_figure(results, cells, columns, path, title, **kw) is not None:
+        figure_paths["learning_curves"] = str(path)
 
 
 @wait_for_compiled()  # the same bytes from an empty and a warm Numba cache (see kernels/warm.py)
@@ -99,6 +106,9 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
                 if _draw(write_figure, runs / f"{fc.key}-{d}", data["x_test"], data["y_test"], path,
                          f"{DISTORTION_LABEL[d]}: {fc.label} ({budget.name} budget)", announce=announce):
                     figure_paths[d] = str(path)
+    if figures and tables:
+        _curves(results, cells, columns, out / "figures" / "table1_learning_curves.png",
+                f"Table 1, {budget.name} budget, seed {seed}: test error after each epoch", figure_paths)
     return write_report("table1", "Table 1: distorted MNIST, test error (%)", out, budget, seed, digits.source, cells,
                    columns, results, PAPER_TABLE1, t0, figure_paths, command, jobs, tables, announce)
 
@@ -136,6 +146,10 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
             if _draw(addition_figure, runs / f"{cell.key}-addition", data["x_test"], data["y_test"], path,
                      f"MNIST addition: {cell.label} ({budget.name} budget)", announce=announce):
                 figure_paths[cell.key] = str(path)
+    if figures and tables:
+        _curves(results, cells, ["addition"], out / "figures" / "addition_learning_curves.png",
+                f"MNIST addition, {budget.name} budget, seed {seed}: test error after each epoch", figure_paths,
+                column_label={"addition": "addition"})
     note = ("\nPaper numbers for addition are quoted from memory and unverified; the paper's ST model "
             "there is 2xST-CNN.\n")
     return write_report("addition", "MNIST addition: test error (%), 19 classes", out, budget, seed, digits.source,
@@ -167,6 +181,11 @@ Budgets:
          minutes of cell time on one core, 9-10 minutes of wall time with --jobs 2
          on 2 cores; run it with --jobs 2 (two single-threaded worker processes, each training one
          cell at a time, use the cores better than one 2-threaded process).
+  medium the same 8,000 / 2,000 digits trained to convergence: Adam with a one-cycle
+         schedule (peak lr 2e-3, warm-up 30% of the updates, then annealed to ~0), 15
+         epochs (1,875 updates) for every model, the test error after every epoch
+         (OUT/figures/table1_learning_curves.png). About 45 minutes of wall time with
+         --jobs 2 on 2 cores (docs/results.md, "Table 1, medium budget").
   full   the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations, batch
          256, 150k iterations, on the 60k MNIST training set (hours to days on a CPU).
 
