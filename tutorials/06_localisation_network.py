@@ -33,6 +33,7 @@ import minstn.functional as F
 from _course import FAST, digits, savefig
 from minstn import models, optim
 from minstn.data import batches, distort
+from minstn.experiments.health import measure_health
 from minstn.viz.geometry import before_after, grid_overlay
 
 mt.manual_seed(0)
@@ -92,7 +93,7 @@ def train(model, epochs=EPOCHS, after_epoch=None):
     """The loop, by hand: fresh distortions and a new shuffle every epoch; one dict per epoch.
 
     ``after_epoch(model, record)``, if given, runs after each epoch (here: keep a snapshot
-    of the transformer; it could as well check the transformer's health)."""
+    of the transformer and measure its health)."""
     # The paper uses plain SGD for many more iterations; Adam gets somewhere in the
     # few epochs a tutorial can afford.
     optimizer = optim.Adam(model.parameters(), lr=LR)
@@ -116,8 +117,14 @@ def train(model, epochs=EPOCHS, after_epoch=None):
 
 
 def keep_snapshot(model, record):
+    """A snapshot of the transformer on the watched digits, and its health on the test set:
+    ``theta_shift`` (mean |theta - identity|: 0 means it has not moved) and ``off_canvas``
+    (the share of its samples outside the input: near 1 means it looks at nothing; the
+    monitor of ``minstn train`` and tutorial 10 watch the same numbers)."""
     snapshots.append(transformer_view(model, watch))
-    record["note"] = f"  theta[0] = {np.array2string(snapshots[-1][1][0].ravel(), precision=2)}"
+    record.update(measure_health(model, x_test))
+    record["note"] = (f"  theta[0] = {np.array2string(snapshots[-1][1][0].ravel(), precision=2)}"
+                      f"  shift {record['theta_shift']:.3f}, {100 * record['off_canvas']:.0f}% off canvas")
 
 
 snapshots = [transformer_view(model, watch)]  # epoch 0: the identity
@@ -198,6 +205,8 @@ assert final_error < (0.5 if FAST else 0.15), final_error
 # The transformer was the identity at epoch 0 and has moved away from it.
 assert np.allclose(snapshots[0][1], [[1, 0, 0], [0, 1, 0]])
 assert not np.allclose(snapshots[-1][1], snapshots[0][1], atol=1e-2)
+# Healthy: it moved, and most of its samples still land on the input.
+assert history[-1]["theta_shift"] > 0.01 and history[-1]["off_canvas"] < 0.5, history[-1]
 # Its outputs are more centred than its inputs (by at least a fifth), and it zooms in.
 assert off_out.mean() < 0.8 * off_in.mean(), (off_in.mean(), off_out.mean())
 assert scale.mean() < 0.95, scale.mean()

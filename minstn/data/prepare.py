@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from .distort import OUTPUT_SIZE, distort, to_float_batch
 from .glyphs import load_glyphs
 from .memory import check_memory
-from .mnist import find_mnist, load_mnist, search_dirs, split_files
+from .mnist import MNIST_FILES, find_mnist, load_mnist, search_dirs, split_files
 
 __all__ = ["DataSplit", "DATASETS", "DISTORTIONS", "resolve_dataset", "load_digits", "input_size", "digits_digest",
            "prepare_images", "distortion_seed"]
@@ -63,6 +64,18 @@ class DataSplit:
                          "test_digest": digits_digest(self.x_test, self.y_test)}
 
 
+def _describe(files: dict[str, str]) -> str:
+    """The one-line description of the train and test files: "MNIST train / test splits",
+    unless they are not the official MNIST ``.gz`` files (another IDX data set with the
+    same names, such as Fashion-MNIST, or files unpacked by hand): then their folder, so
+    that no table calls them MNIST."""
+    official = {md5 for split in MNIST_FILES.values() for _, md5 in split}
+    if files and all(md5 in official for md5 in files.values()):
+        return "MNIST train / test splits"
+    folders = sorted({str(Path(path).parent) for path in files})
+    return f"train / test IDX splits in {', '.join(folders)} (not the official MNIST .gz files)"
+
+
 def resolve_dataset(dataset: str | None, data_dir: str | None, announce=_silent) -> str:
     """``dataset``, or when None: "mnist" if any MNIST split is found, else "glyphs"."""
     if dataset is not None:
@@ -98,7 +111,7 @@ def load_digits(dataset: str, data_dir: str | None, seed: int, train_size: int, 
         train = rng.permutation(len(x_tr))[:train_size]
         test = rng.permutation(len(x_te))[:test_size]
         identity["files"] = {**split_files(data_dir, "train"), **split_files(data_dir, "test")}
-        return DataSplit(x_tr[train], y_tr[train], x_te[test], y_te[test], "MNIST train / test splits", identity)
+        return DataSplit(x_tr[train], y_tr[train], x_te[test], y_te[test], _describe(identity["files"]), identity)
 
     x, y = load_mnist("test", data_dir, download=False)
     if len(x) < 2:
