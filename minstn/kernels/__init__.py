@@ -18,8 +18,15 @@ eq. (7) dV/dx_s       kernel_derivative           grid_sample_backward        pi
 ====================  ==========================  ==========================  ===========================  =====================
 
 ``pixel.py`` holds the per-location math once, compiled for both the CPU and CUDA;
-``reference.py`` depends on no backend it checks. The layers' kernels (linear,
-im2col convolution, pooling, batch norm) are in ``layers.py``. Modules are imported
+``reference.py`` depends on no backend it checks.
+
+The layers' kernels: ``layers.py`` holds the readable references (linear, im2col
+convolution, pooling, batch norm); the fast CPU versions compute the same with the work
+reordered: ``conv_cpu.py`` (im2col on chunks of the batch, BLAS between),
+``conv_dft.py`` (convolution through the DFT, for many channels and big kernels),
+``linear_cpu.py`` (the products split into tasks), ``pool_cpu.py`` (max pooling in one
+pass), ``activation_cpu.py`` (ReLU and its mask together); ``threads.py`` is the one
+thread policy they all follow (N workers, BLAS on one thread inside each). Modules are imported
 lazily by ``minstn.backend``: ``import minstn`` compiles nothing and never touches CUDA.
 ``warm.py``: until a Numba kernel of ``cpu.py`` or ``layers.py`` is compiled, its NumPy
 twin answers (``numpy_backend.py`` for the sampler), so a first call never waits.

@@ -3,8 +3,9 @@
 Read it in this order: ``paper.py`` (the paper's numbers, the rows and columns:
 ``Cell``), ``budgets.py`` (how long each cell trains), ``cells.py`` (train one cell or
 read it back), ``children.py`` (``--jobs N``: cells in child processes), ``report.py``
-(table, ordering check, JSON, figures) and ``command.py`` (the two runs and the
-command line).
+(table, ordering check, JSON, figures), ``curves.py`` (the learning curves) and
+``command.py`` (the two runs and the command line); ``seeds.py`` averages finished runs
+of several seeds.
 """
 
 from .budgets import BUDGETS, Budget, cell_cost, cell_settings

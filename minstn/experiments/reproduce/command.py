@@ -191,7 +191,7 @@ Budgets:
 
 Extra rows: --models st-cnn-multi-aff (a transformer before each conv layer, the second
 on feature maps; minstn/models.py). Extra column: --distortions r,rts,p,e,tc.
-Full results and discussion of a small run: docs/results.md.
+Full results and discussion (small and medium budgets): docs/results.md.
 
 Parallel cells: --jobs N trains the unfinished cells in up to N child processes at
 once (python -m minstn reproduce ... --models M --distortions D), each with
