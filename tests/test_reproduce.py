@@ -137,8 +137,22 @@ def test_help_documents_budgets():
     parser = argparse.ArgumentParser(prog="minstn")
     R.add_reproduce_parser(parser.add_subparsers())
     text = parser._subparsers._group_actions[0].choices["reproduce"].format_help()
-    for word in ("tiny", "small", "full", "150k", "8,000", "--distortions", "--models", "Resum"):
+    for word in ("tiny", "small", "medium", "one-cycle", "full", "150k", "8,000", "--distortions", "--models",
+                 "Resum"):
         assert word in text, word
+
+
+def test_medium_gives_the_conv_family_at_least_the_fc_familys_updates():
+    """The medium budget: a decaying schedule, a learning curve per cell (the test error
+    after every epoch), and no fewer updates for the conv family than for the FC family;
+    its recipe is part of every cell's settings, so it never mixes with small's cells."""
+    medium = R.BUDGETS["medium"]
+    fc, conv = R.parse_cell("st-fcn-aff"), R.parse_cell("st-cnn-aff")
+    assert medium.epochs_for(conv) >= medium.epochs_for(fc) > R.BUDGETS["small"].epochs_for(conv)
+    assert medium.schedule == "onecycle" and medium.eval_every_epoch and medium.train_size == 8000
+    s = R.cell_settings(medium, conv, "rts", 0, "table1", "x")
+    assert s["schedule"] == "onecycle" and s["lr"] == medium.lr
+    assert s != R.cell_settings(R.BUDGETS["small"], conv, "rts", 0, "table1", "x")
 
 
 def test_family_epochs_and_per_cell_settings():
