@@ -58,6 +58,14 @@ def test_a_run_folder_is_never_overwritten_unless_told(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["lr"] == 0.01
 
 
+def _signals_as_at_a_shell():
+    """In the child before exec: SIGINT at its default and no signal blocked, as a shell
+    starts a command. A child inherits an ignored SIGINT (and Python then never raises
+    KeyboardInterrupt) or a blocked one from whatever state this test process is in."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 def test_resume_after_an_interruption_gives_the_same_bytes(tmp_path, capsys):
     """An interrupted run, resumed, ends exactly where an uninterrupted one does."""
     whole, cut = tmp_path / "whole", tmp_path / "cut"
@@ -66,7 +74,7 @@ def test_resume_after_an_interruption_gives_the_same_bytes(tmp_path, capsys):
     assert run([*argv, "--out", str(whole)], capsys)[0] == 0
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.Popen([sys.executable, "-m", "minstn", *argv, "--out", str(cut)], env=env,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_signals_as_at_a_shell)
     for line in proc.stderr:                     # stop it once epoch 1 is saved
         if line.startswith("epoch 1/40"):
             proc.send_signal(signal.SIGINT)
@@ -243,7 +251,7 @@ def test_sigterm_and_repeated_ctrl_c_leave_a_finished_record(tmp_path, signals):
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
     proc = subprocess.Popen([sys.executable, "-m", "minstn", "train", *TINY, "--epochs", "50", "--out", str(out)],
-                            env=env, stderr=subprocess.PIPE, text=True)
+                            env=env, stderr=subprocess.PIPE, text=True, preexec_fn=_signals_as_at_a_shell)
     for line in proc.stderr:
         if line.startswith("epoch 1/50"):
             break
