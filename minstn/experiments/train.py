@@ -265,7 +265,7 @@ def train(config: TrainConfig | None = None, announce=say, resume: bool = False,
     announce(f"training {config.model} ({metrics['parameters']:,} parameters) on {len(data.x_train)} "
              f"{config.distortion} digits ({data.source}), testing on {len(data.x_test)}; writing to {out}")
 
-    epoch = first - 1
+    epoch = saved = first - 1     # saved: the last epoch whose resume state is on disk
     try:
         for epoch in range(first, config.epochs + 1):
             start = time.perf_counter()
@@ -292,6 +292,7 @@ def train(config: TrainConfig | None = None, announce=say, resume: bool = False,
                                   {"guard_retries": 0 if guard is None else guard.retries,
                                    "collapses": monitor.events})
                 write_json(out / METRICS_FILE, metrics)
+            saved = epoch
             if guard is not None:
                 guard.save()
             shown = "" if health is None else (f", theta shift {health['theta_shift']:.3f}, "
@@ -308,10 +309,11 @@ def train(config: TrainConfig | None = None, announce=say, resume: bool = False,
     except KeyboardInterrupt:
         with deferred_signals(discard=True):   # a second Ctrl-C must not cut this save short
             save_checkpoint(out, model, saved_config)
-            metrics.update(status="interrupted", message=f"interrupted during epoch {epoch}")
+            when = f"after epoch {saved}" if saved == epoch else f"during epoch {epoch}"
+            metrics.update(status="interrupted", message=f"interrupted {when}")
             write_json(out / METRICS_FILE, metrics)
-        announce(f"\ninterrupted during epoch {epoch}; saved the current weights to {out} "
-                 f"(minstn train --out {out} --resume continues after epoch {epoch - 1})")
+        announce(f"\ninterrupted {when}; saved the current weights to {out} "
+                 f"(minstn train --out {out} --resume continues after epoch {saved})")
         raise
 
     metrics["status"] = "done"
