@@ -184,7 +184,7 @@ Budgets:
   medium the same 8,000 / 2,000 digits trained to convergence: Adam with a one-cycle
          schedule (peak lr 2e-3, warm-up 30% of the updates, then annealed to ~0), 15
          epochs (1,875 updates) for every model, the test error after every epoch
-         (OUT/figures/table1_learning_curves.png). About 45 minutes of wall time with
+         (OUT/figures/table1_learning_curves.png). About 35 minutes of wall time with
          --jobs 2 on 2 cores (docs/results.md, "Table 1, medium budget").
   full   the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations, batch
          256, 150k iterations, on the 60k MNIST training set (hours to days on a CPU).

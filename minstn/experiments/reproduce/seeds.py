@@ -104,10 +104,13 @@ def seed_tables(docs: list[dict]) -> str:
     return text
 
 
+USAGE = "usage: python -m minstn.experiments.reproduce.seeds RUN/table1.json [RUN/table1.json ...]"
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
+        print(USAGE, file=sys.stderr)
         return 2
     print(seed_tables(load_runs(argv)))
     return 0
