@@ -224,6 +224,29 @@ def test_jobs_matches_jobs_1_and_resumes(tmp_path, monkeypatch, capsys):
     assert all(c["resumed"] for c in again["cells"]) and errors(again) == errors(two)
 
 
+def test_epochs_override_reaches_the_children_and_the_settings(tmp_path, monkeypatch, capsys):
+    """``--epochs N`` trains every model for N epochs (both families, the schedule stretched),
+    in ``--jobs`` children too; it is part of the cells' settings, so the budget's own cells
+    are not read back for it; it does not apply to a budget that counts iterations."""
+    _pin_threads(monkeypatch)
+    out = tmp_path / "r"
+    common = ["reproduce", "table1", "--budget", "tiny", "--distortions", "r", "--models", "fcn,cnn",
+              "--no-figures", "--out", str(out), *DATA]
+    assert R.run_reproduce(_parse([*common, "--jobs", "1"])) == 0
+    assert R.run_reproduce(_parse([*common, "--jobs", "2", "--epochs", "2"])) == 0
+    assert "training 2 cells in up to 2 single-threaded child processes" in capsys.readouterr().err
+    doc = json.loads((out / "table1.json").read_text())
+    assert doc["command"].endswith("--jobs 2 --epochs 2") and "here 2 epochs" in doc["budget"]["description"]
+    tiny = R.BUDGETS["tiny"]
+    for cell in doc["cells"]:   # 256 digits, batch 64: 4 updates an epoch
+        assert cell["settings"]["epochs"] == 2 and cell["iterations"] == 2 * tiny.train_size // tiny.batch_size
+        assert not cell["resumed"]
+    with pytest.raises(ValueError, match="does not apply to the 'full' budget"):
+        R.Overrides(epochs=3).apply(R.BUDGETS["full"])
+    assert R.Overrides(max_updates=300).apply(R.BUDGETS["full"]).iterations == 300
+    assert R.Overrides().apply(tiny) == tiny
+
+
 def test_jobs_child_failure_names_the_cell(tmp_path, monkeypatch):
     """A failing child: no new child starts, and the error names the cell and shows its stderr."""
     import sys

@@ -3,6 +3,7 @@
 ``cell_settings`` is everything that decides a cell's result (budget, model, column,
 seed, data); a stored cell is reused only when its settings are exactly these
 (:mod:`.cells`). ``cell_cost`` orders cells longest first for ``--jobs N``.
+:class:`Overrides` is what ``--epochs`` and ``--max-updates`` change in a named budget.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from .paper import Cell
 
-__all__ = ["Budget", "BUDGETS", "cell_settings", "cell_cost", "capped"]
+__all__ = ["Budget", "BUDGETS", "Overrides", "cell_settings", "cell_cost"]
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,34 @@ def cell_cost(cell: Cell, budget: Budget, distortion: str) -> float:
     return budget.epochs_for(cell) * per_epoch
 
 
-def capped(budget: Budget, max_updates: int | None) -> Budget:
-    """``budget`` with every cell stopped after at most ``max_updates`` updates (None: as it is);
-    the cap is part of the cells' settings, so capped and full cells never mix."""
-    if max_updates is None:
+@dataclass(frozen=True)
+class Overrides:
+    """What the command line changes in a named budget: ``epochs`` (every model, both
+    families, trains that many epochs, its schedule stretched over them) and
+    ``max_updates`` (every cell stops after at most that many updates: a slice of a long
+    budget). Both go into the cells' settings, so cells of different overrides never mix;
+    ``--jobs`` children get them back as the same flags (:meth:`argv`)."""
+
+    epochs: int | None = None
+    max_updates: int | None = None
+
+    def apply(self, budget: Budget) -> Budget:
+        if self.epochs is not None and budget.iterations is not None:
+            raise ValueError(f"--epochs does not apply to the {budget.name!r} budget: it counts "
+                             f"{budget.iterations:,} updates, not epochs (use --max-updates for a slice)")
+        if self.epochs is not None:
+            budget = dataclasses.replace(budget, epochs=self.epochs, conv_epochs=None,
+                                         description=f"{budget.description}; here {self.epochs} epochs "
+                                                     f"for every model (--epochs {self.epochs})")
+        if self.max_updates is not None:
+            budget = dataclasses.replace(budget, iterations=min(budget.iterations or self.max_updates,
+                                                                self.max_updates))
         return budget
-    return dataclasses.replace(budget, iterations=min(budget.iterations or max_updates, max_updates))
+
+    def argv(self) -> list:
+        flags = []
+        if self.epochs is not None:
+            flags += ["--epochs", str(self.epochs)]
+        if self.max_updates is not None:
+            flags += ["--max-updates", str(self.max_updates)]
+        return flags

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .budgets import BUDGETS, Budget, cell_cost, cell_settings
+from .budgets import BUDGETS, Budget, Overrides, cell_cost, cell_settings
 from .cells import stored_cell
 from .paper import DISTORTION_LABEL, Cell
 
@@ -43,7 +43,7 @@ def check_jobs(budget: Budget, jobs: int) -> None:
 
 
 def _child_command(task: str, budget: Budget, cell: Cell, column: str, out: Path, seed: int, data_dir, dataset,
-                   progress: bool, max_updates: int | None) -> list:
+                   progress: bool, overrides: Overrides) -> list:
     """The command line of the child process that trains one cell (and writes no table)."""
     argv = [sys.executable, "-m", "minstn", "reproduce", task, "--budget", budget.name, "--out", str(out),
             "--seed", str(seed), "--models", cell.key, "--no-figures", "--jobs", "1", "--cells-only"]
@@ -55,13 +55,11 @@ def _child_command(task: str, budget: Budget, cell: Cell, column: str, out: Path
         argv += ["--dataset", dataset]
     if progress:
         argv.append("--progress")
-    if max_updates is not None:
-        argv += ["--max-updates", str(max_updates)]
-    return argv
+    return argv + overrides.argv()
 
 
 def _run_children(task: str, budget: Budget, pending: list, out: Path, data_dir, dataset, seed: int,
-                  progress: bool, jobs: int, announce, max_updates: int | None) -> dict:
+                  progress: bool, jobs: int, announce, overrides: Overrides) -> dict:
     """Train the ``pending`` ``(cell, column, settings)`` cells, longest first (:func:`cell_cost`),
     each in a single-threaded ``python -m minstn reproduce`` child process, at most ``jobs``
     at a time. Forwards the children's lines to ``announce`` (whole lines, one at a time);
@@ -79,7 +77,7 @@ def _run_children(task: str, budget: Budget, pending: list, out: Path, data_dir,
     def one(index: int, cell: Cell, column: str, settings: dict) -> None:
         if failed.is_set():
             return
-        argv = _child_command(task, budget, cell, column, out, seed, data_dir, dataset, progress, max_updates)
+        argv = _child_command(task, budget, cell, column, out, seed, data_dir, dataset, progress, overrides)
         folder = out / "runs" / f"{cell.key}-{column}"
         tail = collections.deque(maxlen=20)
         started = time.time()
@@ -133,7 +131,8 @@ def _run_children(task: str, budget: Budget, pending: list, out: Path, data_dir,
 
 
 def cells_in_children(task: str, budget: Budget, grid: list, source: str, runs: Path, out: Path, data_dir,
-                       dataset, seed: int, progress: bool, jobs: int, announce, max_updates: int | None = None) -> dict:
+                      dataset, seed: int, progress: bool, jobs: int, announce,
+                      overrides: Overrides = Overrides()) -> dict:
     """``--jobs N``: the cells of ``grid`` (``(cell, column)`` pairs) not finished yet, trained in
     child processes; ``{}`` when all are finished (they are read back as usual)."""
     pending = []
@@ -144,4 +143,4 @@ def cells_in_children(task: str, budget: Budget, grid: list, source: str, runs: 
     if not pending:
         return {}
     announce(f"training {len(pending)} cells in up to {jobs} single-threaded child processes, longest first")
-    return _run_children(task, budget, pending, out, data_dir, dataset, seed, progress, jobs, announce, max_updates)
+    return _run_children(task, budget, pending, out, data_dir, dataset, seed, progress, jobs, announce, overrides)

@@ -24,7 +24,7 @@ from pathlib import Path
 from ...checkpoint import CheckpointError
 from ...kernels.warm import wait_for_compiled
 from ..console import check_data_dir, non_negative_int, positive_int, say
-from .budgets import BUDGETS, Budget, capped, cell_settings
+from .budgets import BUDGETS, Budget, Overrides, cell_settings
 from .cells import column_data, load_budget_digits, run_cell
 from .children import cells_in_children, check_jobs
 from .paper import (ADDITION_ROWS, DISTORTION_LABEL, PAPER_ADDITION, PAPER_TABLE1, Cell, parse_distortions,
@@ -67,7 +67,7 @@ def _curves(results, cells, columns, path: Path, title: str, figure_paths: dict,
 def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distortions=None, models=None,
                seed: int = 0, dataset: str | None = None, figures: bool = True, announce=say,
                progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True,
-               max_updates: int | None = None) -> dict:
+               max_updates: int | None = None, epochs: int | None = None) -> dict:
     """Train (or read back) every (model, distortion) cell of Table 1; write the table,
     the JSON and the figures. Returns the JSON document as a dict.
 
@@ -75,11 +75,14 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
     single-threaded child processes at a time, longest first, then read every cell back
     as a resumed run does. ``tables=False``: train the cells only, write no table, JSON
     or figure (what those child processes run). ``max_updates``: stop every cell after
-    that many updates (a slice of a long budget, e.g. to exercise ``full``)."""
+    that many updates (a slice of a long budget, e.g. to exercise ``full``). ``epochs``:
+    train every model, both families, for that many epochs, the budget's schedule
+    stretched over them (e.g. the learning curves of ``medium`` to its end)."""
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     check_jobs(budget, jobs)
-    budget = capped(budget, max_updates)
+    overrides = Overrides(epochs=epochs, max_updates=max_updates)
+    budget = overrides.apply(budget)
     cells = models if models and isinstance(models[0], Cell) else parse_models(",".join(models) if models else None)
     columns = distortions if isinstance(distortions, list) else parse_distortions(distortions)
     out = Path(out or f"runs/reproduce-{budget.name}")
@@ -92,7 +95,7 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
     children = {}
     if jobs > 1:
         children = cells_in_children("table1", budget, [(c, d) for d in columns for c in cells], digits.source,
-                                     runs, out, data_dir, dataset, seed, progress, jobs, announce, max_updates)
+                                     runs, out, data_dir, dataset, seed, progress, jobs, announce, overrides)
     results, figure_paths = {}, {}
     for d in columns:
         data = column_data(digits, d, budget, seed)
@@ -116,14 +119,16 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
 @wait_for_compiled()
 def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models=None, seed: int = 0,
                  dataset: str | None = None, figures: bool = True, announce=say, progress: bool = False,
-                 command: str = "", jobs: int = 1, tables: bool = True, max_updates: int | None = None) -> dict:
+                 command: str = "", jobs: int = 1, tables: bool = True, max_updates: int | None = None,
+                 epochs: int | None = None) -> dict:
     """MNIST addition (paper appendix): two RTS-distorted digits on two channels of a
     42x42 input, 19 classes (their sum). FCN and CNN baselines vs ST-CNN Multi and 2xST-FCN.
-    ``jobs``, ``tables`` and ``max_updates``: as in :func:`run_table1`."""
+    ``jobs``, ``tables``, ``max_updates`` and ``epochs``: as in :func:`run_table1`."""
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     check_jobs(budget, jobs)
-    budget = capped(budget, max_updates)
+    overrides = Overrides(epochs=epochs, max_updates=max_updates)
+    budget = overrides.apply(budget)
     cells = models if models and isinstance(models[0], Cell) else parse_models(
         ",".join(models) if models else None, ADDITION_ROWS)
     out = Path(out or f"runs/reproduce-{budget.name}")
@@ -136,7 +141,7 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
     children = {}
     if jobs > 1:
         children = cells_in_children("addition", budget, [(c, "addition") for c in cells], digits.source, runs,
-                                     out, data_dir, dataset, seed, progress, jobs, announce, max_updates)
+                                     out, data_dir, dataset, seed, progress, jobs, announce, overrides)
     results, figure_paths = {}, {}
     for cell in cells:
         m = results[(cell.key, "addition")] = cell_result(cell, "addition", "addition", children, budget, seed,
@@ -228,6 +233,10 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
                    help="train up to N cells at once, each in its own single-threaded process, longest "
                         "first, then read them all back and write the table (default: the number of cores; "
                         "1: one process, the cells in order)")
+    p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                   help="train every model (both families) for N epochs, the budget's schedule stretched "
+                        "over them (recorded in each cell's settings; e.g. --budget medium --epochs 45 for "
+                        "learning curves that run to convergence)")
     p.add_argument("--max-updates", type=positive_int, default=None, metavar="N",
                    help="stop every cell after N updates (a slice of a long budget; recorded in each cell's "
                         "settings)")
@@ -245,13 +254,15 @@ def run_reproduce(args) -> int:
     command += f" --seed {args.seed}" if args.seed else ""
     jobs = getattr(args, "jobs", 1)
     command += f" --jobs {jobs}"
+    command += f" --epochs {args.epochs}" if args.epochs else ""
     command += f" --max-updates {args.max_updates}" if args.max_updates else ""
     tables = not getattr(args, "cells_only", False)
     check_data_dir(args.data_dir, args.dataset)
     try:
         kwargs = dict(budget=args.budget, data_dir=args.data_dir, out=args.out, seed=args.seed,
                       dataset=args.dataset, figures=not args.no_figures, progress=args.progress,
-                      command=command, jobs=jobs, tables=tables, max_updates=args.max_updates)
+                      command=command, jobs=jobs, tables=tables, max_updates=args.max_updates,
+                      epochs=args.epochs)
         if args.what == "table1":
             doc = run_table1(distortions=args.distortions, models=parse_models(args.models), **kwargs)
         else:
