@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +88,16 @@ def test_no_subcommand_prints_help(capsys):
     assert cli.main([]) == 0
     out = capsys.readouterr().out
     assert "usage: minstn" in out and "train" in out and "evaluate" in out
+
+
+def test_train_help_states_each_default_once(capsys):
+    """Every flag's help says its default once: no "(default: None)" for unset flags, and
+    no second "(default: ...)" after one the help text gives itself."""
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in text and not re.search(r"\(default: [^)]*\) \(default:", text)
+    assert "SGD momentum (default: 0.9)" in text and "(default: 15)" in text   # own text, and the formatter's
 
 
 def test_info(capsys):

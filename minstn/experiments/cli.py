@@ -29,6 +29,16 @@ __all__ = ["main", "build_parser", "SUBCOMMANDS"]
 
 # --- subcommands ---------------------------------------------------------------------
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" to each flag's help, except where the default is None (the flag
+    means "unset", and its help says what that does) and for on/off switches (off unless given)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def add_train(subparsers) -> None:
     from ..backend import BACKENDS
     from ..transforms import TRANSFORMS
@@ -42,7 +52,7 @@ def add_train(subparsers) -> None:
                     "checkpoint, metrics.json and figures to --out. Uses MNIST if found (--data-dir, "
                     "$MINSTN_DATA, ~/.cache/minstn/mnist), else the embedded glyph digits; never downloads "
                     "unless --dataset mnist is given.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_DefaultsHelpFormatter)
     _add_data_options(p, d)
     p.add_argument("--model", choices=MODELS, default=d.model, help="classifier of section 4.1")
     p.add_argument("--transform", choices=tuple(TRANSFORMS), default=None,
