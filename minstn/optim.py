@@ -18,9 +18,10 @@ import math
 import numpy as np
 
 from .autograd import Tensor, no_grad
+from . import lr_scheduler  # optim.lr_scheduler.StepLR, as torch.optim.lr_scheduler
 from .lr_scheduler import CosineAnnealingLR, OneCycleLR, StepLR  # the schedules, also reachable as optim.*
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "OneCycleLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "StepLR", "CosineAnnealingLR", "OneCycleLR", "lr_scheduler"]
 
 
 class Optimizer:

@@ -224,11 +224,10 @@ def test_jobs_matches_jobs_1_and_resumes(tmp_path, monkeypatch, capsys):
     assert all(c["resumed"] for c in again["cells"]) and errors(again) == errors(two)
 
 
-def test_epochs_override_reaches_the_children_and_the_settings(tmp_path, monkeypatch, capsys):
+def test_epochs_override_reaches_the_children_and_the_settings(tmp_path, capsys):
     """``--epochs N`` trains every model for N epochs (both families, the schedule stretched),
     in ``--jobs`` children too; it is part of the cells' settings, so the budget's own cells
     are not read back for it; it does not apply to a budget that counts iterations."""
-    _pin_threads(monkeypatch)
     out = tmp_path / "r"
     common = ["reproduce", "table1", "--budget", "tiny", "--distortions", "r", "--models", "fcn,cnn",
               "--no-figures", "--out", str(out), *DATA]

@@ -362,6 +362,26 @@ def test_dataset_and_loader_arguments_are_checked():
 # --- the import lines -------------------------------------------------------------------
 
 
+def test_every_way_to_reach_lr_scheduler_runs_after_the_rewrite():
+    """``torch.optim.lr_scheduler`` as a module attribute, imported from ``torch.optim``,
+    imported as a module, or its names imported: each works once the imports are rewritten."""
+    source = (
+        "import torch\n"
+        "import torch.optim.lr_scheduler as sched\n"
+        "from torch.optim import lr_scheduler\n"
+        "from torch.optim.lr_scheduler import StepLR\n"
+        "w = torch.nn.Parameter(torch.zeros(1))\n"
+        "opt = torch.optim.SGD([w], lr=1.0)\n"
+        "found = [torch.optim.lr_scheduler.StepLR, sched.StepLR, lr_scheduler.StepLR, StepLR]\n"
+        "s = lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)\n"
+        "opt.step(); s.step()\n"
+        "lr = opt.param_groups[0]['lr']\n"
+    )
+    namespace = {}
+    exec(compile(interop.minstn_imports(source), "<program>", "exec"), namespace)
+    assert len(set(namespace["found"])) == 1 and namespace["lr"] == 0.5
+
+
 def test_minstn_imports_rewrites_torch_imports_only_and_keeps_lines():
     source = (
         "import os, torch\n"

@@ -28,7 +28,7 @@ def _sampling():
 
 
 def _loop_base(n, align_corners):
-    """Target coordinates by the DESIGN formula, one pixel at a time."""
+    """Target coordinates by PyTorch's normalised-to-pixel formula, one pixel at a time."""
     if n == 1:
         return [0.0]
     out = []

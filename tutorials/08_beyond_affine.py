@@ -8,7 +8,7 @@
 #
 # | transform | parameters | grid |
 # | --- | --- | --- |
-# | attention | 3: $(s, t_x, t_y)$ | $x^s = s\,x^t + t_x$, $y^s = s\,y^t + t_y$: crop and zoom, no rotation |
+# | attention | 3: $(s, t_x, t_y)$ | eq. (2): $x^s = s\,x^t + t_x$, $y^s = s\,y^t + t_y$: crop and zoom, no rotation |
 # | affine | 6 | eq. (1) |
 # | projective | 8 | $x^s = \frac{t_0 x^t + t_1 y^t + t_2}{t_6 x^t + t_7 y^t + 1}$, $y^s = \frac{t_3 x^t + t_4 y^t + t_5}{t_6 x^t + t_7 y^t + 1}$ |
 # | TPS | 32 | a thin plate spline through 16 control points on a 4x4 grid (Bookstein 1989), $U(r) = r^2 \log r^2$ |

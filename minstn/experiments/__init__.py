@@ -1,6 +1,8 @@
 """The application floor: what the ``minstn`` command runs, built on the library.
 
 * ``loop.py``       the one training loop (``train_epoch``), evaluation, the optimiser
+* ``health.py``     the transformer's health monitor (theta shift, grid off the canvas, collapse)
+* ``runs.py``       a run folder: what ``minstn train`` keeps in it and the rules for writing there
 * ``train.py``      ``minstn train`` / ``minstn evaluate``: ``TrainConfig``, ``train``, ``evaluate``
 * ``reproduce/``    ``minstn reproduce``: the paper's tables, cell by cell
 * ``cli.py``        the command line; ``console.py`` its messages and argument types

@@ -1,4 +1,4 @@
-"""The ``minstn`` command line: ``train``, ``evaluate``, ``info``, ``reproduce``.
+"""The ``minstn`` command line: ``train``, ``evaluate``, ``info``, ``warmup``, ``reproduce``.
 
     minstn train                                   # the main job: a transformer on RTS digits
     minstn train --model fcn --distortion r --epochs 5 --out runs/fcn-r
@@ -106,7 +106,9 @@ def _add_data_options(p, defaults) -> None:
     p.add_argument("--distortion", choices=DISTORTIONS, default=d("distortion"),
                    help="none, or a distortion of section 4.1: rotated, rot+trans+scale (42 px), "
                         "projective, elastic, translated-cluttered (60 px)")
-    p.add_argument("--seed", type=non_negative_int, default=d("seed"), help="seed of weights, split, distortions")
+    p.add_argument("--seed", type=non_negative_int, default=d("seed"),
+                   help="seed of the weights, the split and the distortions" if defaults is not None else
+                   "seed of the split and the test distortions; unset: the checkpoint's")
     p.add_argument("--test-size", type=positive_int, default=d("test_size"), help="at most this many test digits")
 
 

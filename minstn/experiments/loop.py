@@ -8,7 +8,7 @@
 ``minstn train``, every cell of ``minstn reproduce`` and the tutorials that train run
 this loop. One step is the paper's: cross-entropy of the logits, backward, an update of
 every parameter (section 4.1). The batches of epoch ``e`` come from
-:class:`minstn.data.Batches` (shuffled by the stream ``(seed, e)``); a learning-rate
+:class:`minstn.data.Batches` (shuffled by the stream ``[seed, e, 0x5EED]``); a learning-rate
 schedule from :mod:`minstn.optim` is stepped after every update. A non-finite loss
 stops training BEFORE the update that it would cause (:class:`TrainingDiverged`).
 """

@@ -15,7 +15,8 @@ transformer's health (:mod:`minstn.experiments.health`) is measured on the test 
 epoch: always the last good model), ``metrics.json`` (final ``test_error``, per-epoch
 history), ``curves.png`` and, for ST models, ``transformer.png`` (paper Figure 1). The
 seed fixes the split, the distortions, the shuffling and the initial weights: the same
-config gives the same metrics on the same machine and thread count.
+config gives the same metrics on the same machine, whatever the thread count
+(:mod:`minstn.kernels.threads`).
 """
 
 from __future__ import annotations
@@ -60,10 +61,9 @@ class TrainConfig:
 
     The defaults are the main job, ``minstn train`` with no arguments: an ST-FCN on 10,000
     RTS digits, 15 epochs of Adam with a one-cycle schedule peaking at 3e-3, batch 64;
-    chosen by measuring (benchmarks/RESULTS.md, "The main job"): on glyph digits it
-    reaches 1.5% test error in about 70 s on 2 cores, and its transformer visibly zooms
-    onto the digits, where the earlier default (an ST-CNN, 3 epochs at a constant 1e-3)
-    took 211 s for 4.9% and barely moved."""
+    chosen by measuring (benchmarks/RESULTS.md, "The main job", with the alternatives
+    tried): on glyph digits it reaches 1.5% test error in about a minute on 2 cores
+    (54-68 s from a fresh install), and its transformer visibly zooms onto the digits."""
 
     data_dir: str | None = None
     dataset: str | None = None      # "mnist", "glyphs", or None: MNIST if found, else glyphs

@@ -28,6 +28,6 @@ reordered: ``conv_cpu.py`` (im2col on chunks of the batch, BLAS between),
 pass), ``activation_cpu.py`` (ReLU and its mask together); ``threads.py`` is the one
 thread policy they all follow (N workers, BLAS on one thread inside each). Modules are imported
 lazily by ``minstn.backend``: ``import minstn`` compiles nothing and never touches CUDA.
-``warm.py``: until a Numba kernel of ``cpu.py`` or ``layers.py`` is compiled, its NumPy
-twin answers (``numpy_backend.py`` for the sampler), so a first call never waits.
+``warm.py``: until a Numba kernel of ``cpu.py``, ``conv_cpu.py``, ``pool_cpu.py`` or
+``activation_cpu.py`` is compiled, its NumPy twin answers (``numpy_backend.py`` for the sampler), so a first call never waits.
 """

@@ -216,7 +216,7 @@ def _footprints(grid_flat, k0, m, H, W, align_corners, fp, taps, backward):
 
     The loop reads no image and has no branches, so LLVM compiles it to SIMD
     instructions (4 locations at a time with AVX2) -- as long as it is compiled on
-    its own (inlined into a kernel, it was not vectorised), with zeros padding as a
+    its own (inlined into a kernel, it is not vectorised), with zeros padding as a
     constant (reflection folds coordinates with a remainder, which has no SIMD
     instruction), and writes ONE array at constant distances (``fp``'s slots; with
     one array per quantity LLVM's run-time overlap checks went past its limit and it

@@ -118,7 +118,7 @@ def _max_pool_backward_images(grad, arg, n0, n1, offsets, sh, sw, dx):
     """``dx`` of the images ``n0 <= n < n1``: zeros, plus each output's gradient added at
     its window's winner (added: overlapping windows may share a winner). ``offsets[a]``
     is ``(a // kw) * W + a % kw``, the winner's place in the plane from the window's
-    first pixel (a table: an integer division per output was a third of the time)."""
+    first pixel (a table: an integer division per output costs a third of the time)."""
     C, H, W = dx.shape[1], dx.shape[2], dx.shape[3]
     Ho, Wo = grad.shape[2], grad.shape[3]
     gf, af, df = grad.reshape(-1), arg.reshape(-1), dx.reshape(-1)

@@ -1,7 +1,7 @@
 """Transforms of a spatial transformer beyond eq. (1)'s affine (Table 1 of the paper).
 
 Jaderberg et al. (NIPS 2015) train with four grid generators: affine (eq. (1)),
-attention (3 parameters), projective (8) and a thin plate spline with 16 control
+attention (eq. (2), 3 parameters), projective (8) and a thin plate spline with 16 control
 points (Bookstein 1989). The affine grid lives with the sampler
 (``F.affine_grid``); this package holds the rest:
 

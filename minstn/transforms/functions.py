@@ -62,7 +62,7 @@ def _size(size, n: int) -> tuple:
 
 
 class AttentionGrid(Function):
-    """Attention grid, ``theta = [[s, 0, tx], [0, s, ty]]`` (eq. (1), Table 1 "Att")."""
+    """Attention grid, ``theta = [[s, 0, tx], [0, s, ty]]`` (eq. (2), Table 1 "Att")."""
 
     @staticmethod
     def forward(ctx, params, size, align_corners):
@@ -113,10 +113,10 @@ def attention_grid(params, size, align_corners: bool = False) -> Tensor:
 
     Args:
         params: ``(N, 3)`` = ``(s, tx, ty)``: isotropic scale and translation, so
-            ``x_s = s x_t + tx``, ``y_s = s y_t + ty`` (eq. (1) with
+            ``x_s = s x_t + tx``, ``y_s = s y_t + ty`` (eq. (2):
             ``A_theta = [[s, 0, tx], [0, s, ty]]``). Identity is ``(1, 0, 0)``.
         size: ``(N, C, H_out, W_out)``, as for ``F.affine_grid``.
-        align_corners: PyTorch's meaning (see DESIGN.md).
+        align_corners: PyTorch's meaning (``minstn.kernels.pixel.base_coordinates``).
     """
     params = _params(params, "params", (3,))
     size = _size(size, params.shape[0])

@@ -86,7 +86,7 @@ def _check_batch(params: np.ndarray, name: str, tail: tuple) -> None:
 def attention_grid_forward(params: np.ndarray, size, align_corners: bool = False) -> np.ndarray:
     """Attention grid: isotropic scale ``s`` plus translation ``(tx, ty)``.
 
-    ``params`` is ``(N, 3)`` = ``(s, tx, ty)``; this is eq. (1) with
+    ``params`` is ``(N, 3)`` = ``(s, tx, ty)``; this is eq. (2), the affine eq. (1) with
     ``A_theta = [[s, 0, tx], [0, s, ty]]`` (section 3.2 of the paper), i.e.
     ``x_s = s x_t + tx`` and ``y_s = s y_t + ty``. Identity: ``(1, 0, 0)``.
     """

@@ -6,7 +6,7 @@ and most augmentation code think in pixels. This module converts between the two
 for affine ``(2, 3)`` matrices and projective ``(3, 3)`` homographies, and builds
 rotations that stay rigid on non-square images.
 
-Pixel convention (OpenCV's, and the DESIGN table's): pixel ``(ix, iy)`` has its
+Pixel convention (OpenCV's, and PyTorch's ``grid_sample``): pixel ``(ix, iy)`` has its
 centre at integer coordinates, ``ix`` in ``[0, W - 1]`` left to right, ``iy`` in
 ``[0, H - 1]`` top to bottom. A *pixel matrix* ``M`` maps a **destination**
 (output) pixel to the **source** (input) pixel it reads, exactly as
@@ -52,7 +52,7 @@ def _sizes(hw) -> tuple[int, int]:
 def normaliser(hw, align_corners: bool = False) -> np.ndarray:
     """The ``3x3`` matrix ``D`` taking normalised ``(x, y, 1)`` to pixel ``(ix, iy, 1)``.
 
-    From the DESIGN table: ``ix = (x + 1) / 2 * (W - 1)`` (align_corners=True) and
+    PyTorch's ``grid_sample``: ``ix = (x + 1) / 2 * (W - 1)`` (align_corners=True) and
     ``ix = ((x + 1) * W - 1) / 2`` (False); both are ``ix = a x + (W - 1) / 2``
     with ``a = (W - 1) / 2`` or ``W / 2``. Note the centre of the image is the
     normalised origin in both conventions.

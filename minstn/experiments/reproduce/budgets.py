@@ -23,11 +23,10 @@ class Budget:
     ``epochs`` is the epoch count of the fully-connected family (FCN, ST-FCN, 2xST-FCN)
     and ``conv_epochs`` (when set) that of the convolutional family (CNN, ST-CNN, ST-CNN
     Multi): the paper's ordering compares models inside a family only (ST-FCN vs FCN,
-    ST-CNN vs CNN), and a conv epoch costs 6-20 times an FC epoch on a CPU, so the
-    cheap family can be trained longer without changing any comparison the table makes.
-    ``loc_lr_scale`` applies to every ST model alike. ``small`` uses 1: a scale of 3
-    learnt a little faster on R and E but made two ST-CNN cells on RTS collapse with
-    seed 1 (the grid drifted off the canvas); see docs/results.md.
+    ST-CNN vs CNN), and a conv epoch costs 7-55 times an FC epoch on a CPU (measured in
+    docs/results.md, "Run time"), so the cheap family can be trained longer without
+    changing any comparison the table makes. ``loc_lr_scale`` applies to every ST model
+    alike; the named budgets use 1 (docs/results.md, "Budgets", says why not 3).
     """
 
     name: str

@@ -186,20 +186,22 @@ Budgets:
          minutes of cell time on one core, 9-10 minutes of wall time with --jobs 2
          on 2 cores; run it with --jobs 2 (two single-threaded worker processes, each training one
          cell at a time, use the cores better than one 2-threaded process).
-  medium the same 8,000 / 2,000 digits trained to convergence: Adam with a one-cycle
+  medium the same 8,000 / 2,000 digits to the end of a decaying schedule: Adam with a one-cycle
          schedule (peak lr 2e-3, warm-up 30% of the updates, then annealed to ~0), 15
          epochs (1,875 updates) for every model, the test error after every epoch
          (OUT/figures/table1_learning_curves.png). About 35 minutes of wall time with
          --jobs 2 on 2 cores (docs/results.md, "Table 1, medium budget").
   full   the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations, batch
-         256, 150k iterations, on the 60k MNIST training set (hours to days on a CPU).
+         256, 150k iterations, on the 60k MNIST training set (weeks on a 2-core CPU:
+         tens of CPU-hours per conv cell; docs/results.md).
 
 Extra rows: --models st-cnn-multi-aff (a transformer before each conv layer, the second
 on feature maps; minstn/models.py). Extra column: --distortions r,rts,p,e,tc.
 Full results and discussion (small and medium budgets): docs/results.md.
 
 Parallel cells: --jobs N trains the unfinished cells in up to N child processes at
-once (python -m minstn reproduce ... --models M --distortions D), each with
+once (python -m minstn reproduce ... --models M --distortions D --jobs 1
+--cells-only --no-figures), each with
 OPENBLAS/OMP/MKL/NUMBA_NUM_THREADS=1, longest first (conv family and 42x42 / 60x60
 inputs first), then reads every cell back and writes the table, JSON and figures as
 with --jobs 1 (named budgets only).

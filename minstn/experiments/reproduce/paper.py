@@ -93,7 +93,7 @@ def parse_cell(text: str) -> Cell:
             if t in SHORT:
                 return Cell(base, t)
     raise ValueError(f"unknown model {text!r}: use fcn, cnn, or st-fcn / st-cnn / st-cnn-multi / 2xst-fcn "
-                     f"followed by -aff, -proj or -tps (e.g. st-cnn-tps)")
+                     f"followed by -aff, -att, -proj or -tps (e.g. st-cnn-tps)")
 
 
 def _names(text: str | None, default, what: str) -> list[str]:

@@ -103,8 +103,8 @@ def _header(title: str, budget: Budget, seed: int, source: str, command: str, se
     return (f"# {title}\n\n"
             f"- command: `{command}`\n"
             f"- budget `{budget.name}`: {budget.description}\n"
-            f"- data: {source}; seed {seed} (split, initial weights; distortions: train 2*seed + epoch "
-            f"stream, test 2*seed+1)\n"
+            f"- data: {source}; seed {seed} (split, initial weights; distortions: train stream "
+            f"(2*seed, epoch), test 2*seed+1)\n"
             f"- machine: {_machine()}\n"
             f"- wall time of this invocation: {seconds:.0f} s ({trained} cells trained, {stored} read back"
             + (f"; {jobs} worker processes" if jobs > 1 and trained else "") + ")\n")
