@@ -91,6 +91,30 @@ def test_monitor_declares_a_collapse_after_patience_steps(monkeypatch):
         HealthMonitor(model, patience=5).after_step(1, 1)
 
 
+def test_monitor_watches_every_transformer():
+    """A model with two transformers (as 2xST-FCN): the second one collapsing is declared,
+    named, and raised under ``stop``, while the first stays healthy; a model whose every
+    transformer is healthy declares nothing."""
+    model = nn.Sequential()
+    model.st0 = _fixed("affine", [1, 0, 0, 0, 1, 0])      # the identity: healthy
+    model.st1 = _fixed("affine", [1, 0, 5, 0, 1, 0])      # every point off the canvas
+    said = []
+    monitor = HealthMonitor(model, patience=2, announce=said.append)
+    first = monitor.after_step(1, 1)
+    assert first["off_canvas"] == 0 and not monitor.events          # the first one's numbers
+    monitor.after_step(1, 2)
+    assert monitor.events == [{"epoch": 1, "step": 2, "transformer": 2,
+                               "reason": "100% of the sampling points are off the canvas"}]
+    assert said == ["transformer 2 of 2 collapsed at epoch 1, step 2: 100% of the sampling points are off "
+                    "the canvas (training goes on; --guard would restore the last healthy weights)"]
+    with pytest.raises(TransformerCollapsed, match="transformer 2 of 2 collapsed"):
+        HealthMonitor(model, patience=1, stop=True).after_step(3, 1)
+    model.st1 = _fixed("affine", [0.8, 0, 0.1, 0, 0.8, 0])  # both healthy now
+    healthy = HealthMonitor(model, patience=1, stop=True)
+    healthy.after_step(1, 1)
+    assert not healthy.events
+
+
 def _collapse(tmp_path, **kw):
     # a constant lr, so that the guard's lowered localisation lr can be read off its messages
     config = TrainConfig(dataset="glyphs", model="st-fcn", distortion="rts", epochs=2, lr=1e-3, schedule="constant",

@@ -97,7 +97,8 @@ def measure_health(model, x: np.ndarray, batch_size: int = 500) -> dict | None:
 
 
 class HealthMonitor:
-    """Watches the first transformer of ``model`` after every training step.
+    """Watches every transformer of ``model`` after every training step (2xST-FCN and
+    ST-CNN Multi have two: either one may collapse while the other works).
 
     A collapse is declared when ``off_canvas >= off_canvas_limit`` or ``spread <=
     spread_limit`` for ``patience`` steps in a row, or at once when theta is not finite.
@@ -109,12 +110,11 @@ class HealthMonitor:
 
     def __init__(self, model, off_canvas_limit: float = 0.9, spread_limit: float = 0.05, patience: int = 3,
                  stop: bool = False, announce=say):
-        sts = transformers_of(model)
-        self.st = sts[0] if sts else None
+        self.sts = transformers_of(model)
         self.off_canvas_limit, self.spread_limit, self.patience = off_canvas_limit, spread_limit, patience
         self.stop, self.announce = stop, announce
-        self.events, self.last = [], None
-        self._strikes, self._announced_epoch = 0, None
+        self.events, self.last = [], None    # last: the first transformer's health at the last step
+        self._strikes, self._announced = [0] * len(self.sts), set()   # (epoch, transformer) said
 
     def _reason(self, stats: dict) -> str | None:
         if not stats["finite"]:
@@ -126,24 +126,39 @@ class HealthMonitor:
         return None
 
     def after_step(self, epoch: int, step: int) -> dict | None:
-        """The health of this step's batch (None without a transformer); checks for a collapse."""
-        if self.st is None or self.st.last_grid is None:
+        """The first transformer's health on this step's batch (None without a transformer);
+        checks every transformer for a collapse."""
+        if not self.sts or self.sts[0].last_grid is None:
             return None
-        stats = self.last = transformer_health(self.st)
+        first = None
+        for k, st in enumerate(self.sts):
+            if st.last_grid is None:
+                continue
+            stats = transformer_health(st)
+            first = stats if k == 0 else first
+            self._check(k, stats, epoch, step)
+        self.last = first
+        return first
+
+    def _check(self, k: int, stats: dict, epoch: int, step: int) -> None:
+        """Count transformer ``k``'s unhealthy steps; declare its collapse after ``patience``."""
         reason = self._reason(stats)
-        self._strikes = 0 if reason is None else self._strikes + (self.patience if not stats["finite"] else 1)
-        if self._strikes >= self.patience:
-            message = f"the transformer collapsed at epoch {epoch}, step {step}: {reason}"
-            self.events.append({"epoch": epoch, "step": step, "reason": reason})
+        self._strikes[k] = 0 if reason is None else self._strikes[k] + (self.patience if not stats["finite"] else 1)
+        if self._strikes[k] >= self.patience:
+            which = "the transformer" if len(self.sts) == 1 else f"transformer {k + 1} of {len(self.sts)}"
+            message = f"{which} collapsed at epoch {epoch}, step {step}: {reason}"
+            event = {"epoch": epoch, "step": step, "reason": reason}
+            if len(self.sts) > 1:
+                event["transformer"] = k + 1
+            self.events.append(event)
             if self.stop:
                 raise TransformerCollapsed(message)
             if not stats["finite"]:   # nothing can be learnt from here on: stop, as for a NaN loss
                 raise TrainingDiverged(message + "; stopped training (--guard would restore the last "
                                                  "healthy weights)")
-            if self._announced_epoch != epoch:
-                self._announced_epoch = epoch
+            if (epoch, k) not in self._announced:
+                self._announced.add((epoch, k))
                 self.announce(message + " (training goes on; --guard would restore the last healthy weights)")
-        return stats
 
     def postfix(self) -> dict:
         """Short numbers for the progress bar."""
