@@ -244,6 +244,16 @@ def test_epochs_override_reaches_the_children_and_the_settings(tmp_path, capsys)
         R.Overrides(epochs=3).apply(R.BUDGETS["full"])
     assert R.Overrides(max_updates=300).apply(R.BUDGETS["full"]).iterations == 300
     assert R.Overrides().apply(tiny) == tiny
+    # --loc-lr-scale: in the ST cells' settings only, and passed on to the children
+    slow_loc = R.Overrides(loc_lr_scale=0.1)
+    assert slow_loc.apply(tiny).loc_lr_scale == 0.1 and slow_loc.argv() == ["--loc-lr-scale", "0.1"]
+    st, fcn = R.parse_cell("st-fcn-aff"), R.parse_cell("fcn")
+    assert R.cell_settings(slow_loc.apply(tiny), st, "r", 0, "table1", "x")["loc_lr_scale"] == 0.1
+    assert R.cell_settings(slow_loc.apply(tiny), fcn, "r", 0, "table1", "x") == R.cell_settings(
+        tiny, fcn, "r", 0, "table1", "x")
+    assert _parse(["reproduce", "addition", "--loc-lr-scale", "0.1"]).loc_lr_scale == 0.1
+    with pytest.raises(SystemExit):
+        _parse(["reproduce", "addition", "--loc-lr-scale", "0"])
 
 
 def test_jobs_child_failure_names_the_cell(tmp_path, monkeypatch):

@@ -124,13 +124,15 @@ def cell_cost(cell: Cell, budget: Budget, distortion: str) -> float:
 @dataclass(frozen=True)
 class Overrides:
     """What the command line changes in a named budget: ``epochs`` (every model, both
-    families, trains that many epochs, its schedule stretched over them) and
-    ``max_updates`` (every cell stops after at most that many updates: a slice of a long
-    budget). Both go into the cells' settings, so cells of different overrides never mix;
-    ``--jobs`` children get them back as the same flags (:meth:`argv`)."""
+    families, trains that many epochs, its schedule stretched over them), ``max_updates``
+    (every cell stops after at most that many updates: a slice of a long budget) and
+    ``loc_lr_scale`` (the localisation nets learn at lr times this). Each goes into the
+    cells' settings, so cells of different overrides never mix; ``--jobs`` children get
+    them back as the same flags (:meth:`argv`)."""
 
     epochs: int | None = None
     max_updates: int | None = None
+    loc_lr_scale: float | None = None
 
     def apply(self, budget: Budget) -> Budget:
         if self.epochs is not None and budget.iterations is not None:
@@ -143,6 +145,10 @@ class Overrides:
         if self.max_updates is not None:
             budget = dataclasses.replace(budget, iterations=min(budget.iterations or self.max_updates,
                                                                 self.max_updates))
+        if self.loc_lr_scale is not None:
+            budget = dataclasses.replace(budget, loc_lr_scale=self.loc_lr_scale,
+                                         description=f"{budget.description}; localisation nets at lr x "
+                                                     f"{self.loc_lr_scale:g} (--loc-lr-scale)")
         return budget
 
     def argv(self) -> list:
@@ -151,4 +157,6 @@ class Overrides:
             flags += ["--epochs", str(self.epochs)]
         if self.max_updates is not None:
             flags += ["--max-updates", str(self.max_updates)]
+        if self.loc_lr_scale is not None:
+            flags += ["--loc-lr-scale", repr(self.loc_lr_scale)]
         return flags

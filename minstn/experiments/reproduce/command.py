@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ...checkpoint import CheckpointError
 from ...kernels.warm import wait_for_compiled
-from ..console import check_data_dir, non_negative_int, positive_int, say
+from ..console import check_data_dir, non_negative_int, positive_float, positive_int, say
 from .budgets import BUDGETS, Budget, Overrides, cell_settings
 from .cells import column_data, load_budget_digits, run_cell
 from .children import cells_in_children, check_jobs
@@ -67,7 +67,8 @@ def _curves(results, cells, columns, path: Path, title: str, figure_paths: dict,
 def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distortions=None, models=None,
                seed: int = 0, dataset: str | None = None, figures: bool = True, announce=say,
                progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True,
-               max_updates: int | None = None, epochs: int | None = None) -> dict:
+               max_updates: int | None = None, epochs: int | None = None,
+               loc_lr_scale: float | None = None) -> dict:
     """Train (or read back) every (model, distortion) cell of Table 1; write the table,
     the JSON and the figures. Returns the JSON document as a dict.
 
@@ -77,11 +78,13 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
     or figure (what those child processes run). ``max_updates``: stop every cell after
     that many updates (a slice of a long budget, e.g. to exercise ``full``). ``epochs``:
     train every model, both families, for that many epochs, the budget's schedule
-    stretched over them (e.g. the learning curves of ``medium`` to its end)."""
+    stretched over them (e.g. the learning curves of ``medium`` to its end).
+    ``loc_lr_scale``: the localisation nets learn at the lr times this (the budget's own
+    otherwise)."""
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     check_jobs(budget, jobs)
-    overrides = Overrides(epochs=epochs, max_updates=max_updates)
+    overrides = Overrides(epochs=epochs, max_updates=max_updates, loc_lr_scale=loc_lr_scale)
     budget = overrides.apply(budget)
     cells = models if models and isinstance(models[0], Cell) else parse_models(",".join(models) if models else None)
     columns = distortions if isinstance(distortions, list) else parse_distortions(distortions)
@@ -120,14 +123,14 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
 def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models=None, seed: int = 0,
                  dataset: str | None = None, figures: bool = True, announce=say, progress: bool = False,
                  command: str = "", jobs: int = 1, tables: bool = True, max_updates: int | None = None,
-                 epochs: int | None = None) -> dict:
+                 epochs: int | None = None, loc_lr_scale: float | None = None) -> dict:
     """MNIST addition (paper appendix): two RTS-distorted digits on two channels of a
     42x42 input, 19 classes (their sum). FCN and CNN baselines vs ST-CNN Multi and 2xST-FCN.
-    ``jobs``, ``tables``, ``max_updates`` and ``epochs``: as in :func:`run_table1`."""
+    ``jobs``, ``tables``, ``max_updates``, ``epochs`` and ``loc_lr_scale``: as in :func:`run_table1`."""
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     check_jobs(budget, jobs)
-    overrides = Overrides(epochs=epochs, max_updates=max_updates)
+    overrides = Overrides(epochs=epochs, max_updates=max_updates, loc_lr_scale=loc_lr_scale)
     budget = overrides.apply(budget)
     cells = models if models and isinstance(models[0], Cell) else parse_models(
         ",".join(models) if models else None, ADDITION_ROWS)
@@ -239,6 +242,9 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
                    help="train every model (both families) for N epochs, the budget's schedule stretched "
                         "over them (recorded in each cell's settings; e.g. --budget medium --epochs 45 for "
                         "learning curves that run to convergence)")
+    p.add_argument("--loc-lr-scale", type=positive_float, default=None, metavar="S",
+                   help="the localisation nets learn at lr times S (default: the budget's, 1; the paper uses "
+                        "0.1 on SVHN; recorded in the ST cells' settings)")
     p.add_argument("--max-updates", type=positive_int, default=None, metavar="N",
                    help="stop every cell after N updates (a slice of a long budget; recorded in each cell's "
                         "settings)")
@@ -258,13 +264,14 @@ def run_reproduce(args) -> int:
     command += f" --jobs {jobs}"
     command += f" --epochs {args.epochs}" if args.epochs else ""
     command += f" --max-updates {args.max_updates}" if args.max_updates else ""
+    command += f" --loc-lr-scale {args.loc_lr_scale:g}" if args.loc_lr_scale is not None else ""
     tables = not getattr(args, "cells_only", False)
     check_data_dir(args.data_dir, args.dataset)
     try:
         kwargs = dict(budget=args.budget, data_dir=args.data_dir, out=args.out, seed=args.seed,
                       dataset=args.dataset, figures=not args.no_figures, progress=args.progress,
                       command=command, jobs=jobs, tables=tables, max_updates=args.max_updates,
-                      epochs=args.epochs)
+                      epochs=args.epochs, loc_lr_scale=args.loc_lr_scale)
         if args.what == "table1":
             doc = run_table1(distortions=args.distortions, models=parse_models(args.models), **kwargs)
         else:
