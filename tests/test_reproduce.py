@@ -244,6 +244,8 @@ def test_epochs_override_reaches_the_children_and_the_settings(tmp_path, capsys)
         R.Overrides(epochs=3).apply(R.BUDGETS["full"])
     assert R.Overrides(max_updates=300).apply(R.BUDGETS["full"]).iterations == 300
     assert R.Overrides().apply(tiny) == tiny
+    assert R.Overrides().label(tiny) == "tiny budget"                          # figure titles
+    assert R.Overrides(epochs=45).label(R.BUDGETS["medium"]) == "medium budget, 45 epochs"
     # --loc-lr-scale: in the ST cells' settings only, and passed on to the children
     slow_loc = R.Overrides(loc_lr_scale=0.1)
     assert slow_loc.apply(tiny).loc_lr_scale == 0.1 and slow_loc.argv() == ["--loc-lr-scale", "0.1"]

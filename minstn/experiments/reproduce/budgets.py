@@ -151,6 +151,17 @@ class Overrides:
                                                      f"{self.loc_lr_scale:g} (--loc-lr-scale)")
         return budget
 
+    def label(self, budget: Budget) -> str:
+        """``"medium budget"``, or with what the overrides changed: ``"medium budget, 45 epochs"``."""
+        parts = [f"{budget.name} budget"]
+        if self.epochs is not None:
+            parts.append(f"{self.epochs} epochs")
+        if self.max_updates is not None:
+            parts.append(f"{self.max_updates:,} updates")
+        if self.loc_lr_scale is not None:
+            parts.append(f"localisers at lr x {self.loc_lr_scale:g}")
+        return ", ".join(parts)
+
     def argv(self) -> list:
         flags = []
         if self.epochs is not None:

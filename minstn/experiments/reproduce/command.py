@@ -110,11 +110,11 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
             if fc is not None:
                 path = out / "figures" / f"table1_{d}.png"
                 if _draw(write_figure, runs / f"{fc.key}-{d}", data["x_test"], data["y_test"], path,
-                         f"{DISTORTION_LABEL[d]}: {fc.label} ({budget.name} budget)", announce=announce):
+                         f"{DISTORTION_LABEL[d]}: {fc.label} ({overrides.label(budget)})", announce=announce):
                     figure_paths[d] = str(path)
     if figures and tables:
         _curves(results, cells, columns, out / "figures" / "table1_learning_curves.png",
-                f"Table 1, {budget.name} budget, seed {seed}: test error after each epoch", figure_paths)
+                f"Table 1, {overrides.label(budget)}, seed {seed}: test error after each epoch", figure_paths)
     return write_report("table1", "Table 1: distorted MNIST, test error (%)", out, budget, seed, digits.source, cells,
                    columns, results, PAPER_TABLE1, t0, figure_paths, command, jobs, tables, announce)
 
@@ -152,11 +152,11 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
         if figures and tables and cell.family and m.get("status") == "done":
             path = out / "figures" / f"addition_{cell.key}.png"
             if _draw(addition_figure, runs / f"{cell.key}-addition", data["x_test"], data["y_test"], path,
-                     f"MNIST addition: {cell.label} ({budget.name} budget)", announce=announce):
+                     f"MNIST addition: {cell.label} ({overrides.label(budget)})", announce=announce):
                 figure_paths[cell.key] = str(path)
     if figures and tables:
         _curves(results, cells, ["addition"], out / "figures" / "addition_learning_curves.png",
-                f"MNIST addition, {budget.name} budget, seed {seed}: test error after each epoch", figure_paths,
+                f"MNIST addition, {overrides.label(budget)}, seed {seed}: test error after each epoch", figure_paths,
                 column_label={"addition": "addition"})
     note = ("\nPaper numbers for addition are quoted from memory and unverified; the paper's ST model "
             "there is 2xST-CNN.\n")
