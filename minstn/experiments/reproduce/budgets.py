@@ -3,7 +3,8 @@
 ``cell_settings`` is everything that decides a cell's result (budget, model, column,
 seed, data); a stored cell is reused only when its settings are exactly these
 (:mod:`.cells`). ``cell_cost`` orders cells longest first for ``--jobs N``.
-:class:`Overrides` is what ``--epochs`` and ``--max-updates`` change in a named budget.
+:class:`Overrides` is what ``--epochs``, ``--max-updates`` and ``--loc-lr-scale`` change in
+a named budget.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class Overrides:
     loc_lr_scale: float | None = None
 
     def apply(self, budget: Budget) -> Budget:
+        """``budget`` with these changes (its description says what changed)."""
         if self.epochs is not None and budget.iterations is not None:
             raise ValueError(f"--epochs does not apply to the {budget.name!r} budget: it counts "
                              f"{budget.iterations:,} updates, not epochs (use --max-updates for a slice)")
