@@ -130,15 +130,12 @@ class HealthMonitor:
         checks every transformer for a collapse."""
         if not self.sts or self.sts[0].last_grid is None:
             return None
-        first = None
-        for k, st in enumerate(self.sts):
-            if st.last_grid is None:
-                continue
-            stats = transformer_health(st)
-            first = stats if k == 0 else first
-            self._check(k, stats, epoch, step)
-        self.last = first
-        return first
+        healths = [None if st.last_grid is None else transformer_health(st) for st in self.sts]
+        for k, stats in enumerate(healths):
+            if stats is not None:
+                self._check(k, stats, epoch, step)
+        self.last = healths[0]
+        return self.last
 
     def _check(self, k: int, stats: dict, epoch: int, step: int) -> None:
         """Count transformer ``k``'s unhealthy steps; declare its collapse after ``patience``."""

@@ -16,8 +16,8 @@ from .paper import (ADDITION_ROWS, DISTORTION_LABEL, MAIN_DISTORTIONS, PAPER_ADD
                     Cell, parse_cell, parse_distortions, parse_models)
 from .report import markdown_table, ordering_violations
 
-__all__ = ["BUDGETS", "Budget", "Overrides", "cell_cost", "cell_settings", "load_cell_model", "run_cell", "stored_cell",
-           "train_cell", "SINGLE_THREAD_ENV", "HELP", "add_reproduce_parser", "run_addition",
+__all__ = ["BUDGETS", "Budget", "Overrides", "cell_cost", "cell_settings", "load_cell_model", "run_cell",
+           "stored_cell", "train_cell", "SINGLE_THREAD_ENV", "HELP", "add_reproduce_parser", "run_addition",
            "run_reproduce", "run_table1", "ADDITION_ROWS", "DISTORTION_LABEL", "MAIN_DISTORTIONS",
            "PAPER_ADDITION", "PAPER_TABLE1", "TABLE1_ROWS", "Cell", "parse_cell", "parse_distortions",
            "parse_models", "markdown_table", "ordering_violations"]

@@ -165,6 +165,8 @@ class Overrides:
         return ", ".join(parts)
 
     def argv(self) -> list:
+        """The command-line flags that give these overrides (for ``--jobs`` children and the
+        command recorded in the table)."""
         flags = []
         if self.epochs is not None:
             flags += ["--epochs", str(self.epochs)]

@@ -241,7 +241,7 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=positive_int, default=None, metavar="N",
                    help="train every model (both families) for N epochs, the budget's schedule stretched "
                         "over them (recorded in each cell's settings; e.g. --budget medium --epochs 45 for "
-                        "learning curves that run to convergence)")
+                        "learning curves that run until they flatten)")
     p.add_argument("--loc-lr-scale", type=positive_float, default=None, metavar="S",
                    help="the localisation nets learn at lr times S (default: the budget's, 1; the paper uses "
                         "0.1 on SVHN; recorded in the ST cells' settings)")
@@ -262,9 +262,8 @@ def run_reproduce(args) -> int:
     command += f" --seed {args.seed}" if args.seed else ""
     jobs = getattr(args, "jobs", 1)
     command += f" --jobs {jobs}"
-    command += f" --epochs {args.epochs}" if args.epochs else ""
-    command += f" --max-updates {args.max_updates}" if args.max_updates else ""
-    command += f" --loc-lr-scale {args.loc_lr_scale:g}" if args.loc_lr_scale is not None else ""
+    overrides = Overrides(epochs=args.epochs, max_updates=args.max_updates, loc_lr_scale=args.loc_lr_scale)
+    command += "".join(f" {flag}" for flag in overrides.argv())
     tables = not getattr(args, "cells_only", False)
     check_data_dir(args.data_dir, args.dataset)
     try:
