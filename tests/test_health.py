@@ -150,3 +150,17 @@ def test_measure_health_is_none_without_a_transformer():
     from minstn.models import fcn
 
     assert measure_health(fcn(28), np.zeros((2, 1, 28, 28), np.float32)) is None
+
+
+def test_measure_health_reports_every_transformer():
+    """Two transformers in a row, the second off the canvas: ``each`` names that one,
+    while the top-level numbers stay the first transformer's."""
+    model = nn.Sequential()
+    model.st0 = _fixed("affine", [0.8, 0, 0.1, 0, 0.8, 0])
+    model.st1 = _fixed("affine", [1, 0, 5, 0, 1, 0])
+    health = measure_health(model, np.random.default_rng(0).random((7, 1, 12, 12), np.float32), batch_size=3)
+    first, second = health["each"]
+    assert first["off_canvas"] == 0 and second["off_canvas"] == 1
+    assert first["theta_shift"] == pytest.approx(np.mean(np.abs([-0.2, 0, 0.1, 0, -0.2, 0])), rel=1e-6)
+    assert second["theta_shift"] == pytest.approx(5 / 6, rel=1e-6)
+    assert {k: health[k] for k in first} == first

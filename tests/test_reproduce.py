@@ -103,10 +103,15 @@ def test_addition_tiny(tmp_path):
     assert R.run_reproduce(args) == 0
     rows = _table_rows((out / "addition.md").read_text())
     assert rows[0] == ["model", "addition"]
-    assert [r[0] for r in rows[2:]] == ["FCN", "2xST-FCN Aff"]
+    assert [r[0] for r in rows[2:4]] == ["FCN", "2xST-FCN Aff"]
     doc = json.loads((out / "addition.json").read_text())
     assert {c["settings"]["task"] for c in doc["cells"]} == {"addition"}
     assert (out / "figures" / "addition_2xst-fcn-aff.png").is_file()
+    # |theta - I| of both of 2xST-FCN's transformers, in the JSON and in the table
+    two = next(c for c in doc["cells"] if c["model"] == "2xst-fcn-aff")
+    assert len(two["theta_shifts"]) == 2 and two["theta_shifts"][0] == two["theta_shift"]
+    theta_row = [r for r in rows if r[0] == "2xST-FCN Aff"][-1]
+    assert theta_row[1] == " / ".join(f"{v:.3f}" for v in two["theta_shifts"])
 
 
 def test_model_and_distortion_names():
@@ -246,6 +251,10 @@ def test_epochs_override_reaches_the_children_and_the_settings(tmp_path, capsys)
     assert R.Overrides().apply(tiny) == tiny
     assert R.Overrides().label(tiny) == "tiny budget"                          # figure titles
     assert R.Overrides(epochs=45).label(R.BUDGETS["medium"]) == "medium budget, 45 epochs"
+    every = R.Overrides(epochs=45, max_updates=1200, loc_lr_scale=0.1)
+    assert every.label(tiny) == "tiny budget, 45 epochs, 1,200 updates, localisers at lr x 0.1"
+    assert every.argv() == ["--epochs", "45", "--max-updates", "1200", "--loc-lr-scale", "0.1"]
+    assert _parse(["reproduce", "table1", *every.argv()]).epochs == 45     # the parser reads them back
     # --loc-lr-scale: in the ST cells' settings only, and passed on to the children
     slow_loc = R.Overrides(loc_lr_scale=0.1)
     assert slow_loc.apply(tiny).loc_lr_scale == 0.1 and slow_loc.argv() == ["--loc-lr-scale", "0.1"]

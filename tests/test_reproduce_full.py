@@ -77,6 +77,13 @@ def test_seed_tables_mean_spread_ratio_and_ordering_per_seed(tmp_path):
     assert "| FCN | – |" not in text.split("theta")[-1]            # no theta row for a model without one
 
 
+def test_seed_tables_average_each_transformer_of_a_two_transformer_model(tmp_path):
+    docs = [_doc(seed, {"fcn": 2.0, "st-fcn-aff": 1.0}) for seed in (0, 1)]
+    for doc, shifts in zip(docs, ([0.1, 0.4], [0.3, 0.8])):
+        doc["cells"][1]["theta_shifts"] = shifts
+    assert "| ST-FCN-AFF | 0.200 / 0.600 |" in seed_tables(load_runs(_write(tmp_path, docs)))
+
+
 def test_seed_tables_refuse_runs_that_are_not_comparable(tmp_path):
     same = {"fcn": 1.0, "st-fcn-aff": 0.5}
     with pytest.raises(ValueError, match="differ in task"):

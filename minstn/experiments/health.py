@@ -78,22 +78,30 @@ def _weighted_mean(parts: list[dict]) -> dict:
 
 
 def measure_health(model, x: np.ndarray, batch_size: int = 500) -> dict | None:
-    """The health of ``model``'s first transformer over the inputs ``x`` (eval mode, no
-    graph), or None for a model without a transformer."""
+    """The health of ``model``'s transformers over the inputs ``x`` (eval mode, no graph),
+    or None for a model without a transformer.
+
+    The numbers at the top level are the first transformer's; ``each`` holds one dict per
+    transformer, in the order of :func:`~minstn.models.transformers_of` (2xST-FCN and ST-CNN
+    Multi have two, and one may collapse while the other works). The whole model runs, so
+    a transformer on feature maps (ST-CNN Multi's second) sees what it sees in training.
+    """
     sts = transformers_of(model)
     if not sts:
         return None
-    st, was_training = sts[0], model.training
+    was_training = model.training
     model.eval()
-    parts = []
+    parts = [[] for _ in sts]
     try:
         with no_grad():
             for start in range(0, len(x), batch_size):
-                st(Tensor(x[start:start + batch_size]))
-                parts.append(transformer_health(st))
+                model(Tensor(x[start:start + batch_size]))
+                for k, st in enumerate(sts):
+                    parts[k].append(transformer_health(st))
     finally:
         model.train(was_training)
-    return _weighted_mean(parts)
+    each = [_weighted_mean(p) for p in parts]
+    return {**each[0], "each": each}
 
 
 class HealthMonitor:

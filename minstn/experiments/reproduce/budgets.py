@@ -61,11 +61,11 @@ BUDGETS = {
                     description="8,000 train / 2,000 test real digits, Adam lr 1e-3 (localisation nets "
                                 "too), batch 64, fresh distortions each epoch; FC family "
                                 "(FCN, ST-FCN) 10 epochs, conv family (CNN, ST-CNN) 3 epochs"),
-    "medium": Budget("medium", train_size=8000, test_size=2000, epochs=15, batch_size=64, optimizer="adam",
+    "medium": Budget("medium", train_size=8000, test_size=2000, epochs=25, batch_size=64, optimizer="adam",
                      lr=2e-3, loc_lr_scale=1.0, schedule="onecycle", warmup=0.3, eval_every_epoch=True,
                      description="8,000 train / 2,000 test real digits, Adam with a one-cycle schedule "
                                  "(peak lr 2e-3 after 30% of the updates, then down to ~0; localisation nets "
-                                 "too), batch 64, fresh distortions each epoch, 15 epochs (1,875 updates) "
+                                 "too), batch 64, fresh distortions each epoch, 25 epochs (3,125 updates) "
                                  "for every model, the test error after every epoch (the learning curves)"),
     "full": Budget("full", train_size=60000, test_size=10000, epochs=10**9, batch_size=256, optimizer="sgd",
                    lr=0.01, loc_lr_scale=1.0, iterations=150_000, schedule="step", lr_step=50_000,
@@ -131,9 +131,12 @@ class Overrides:
     cells' settings, so cells of different overrides never mix; ``--jobs`` children get
     them back as the same flags (:meth:`argv`)."""
 
-    epochs: int | None = None
-    max_updates: int | None = None
-    loc_lr_scale: float | None = None
+    # each field's command-line flag and how a figure title names it (:meth:`argv`, :meth:`label`)
+    epochs: int | None = dataclasses.field(default=None, metadata={"flag": "--epochs", "label": "{} epochs"})
+    max_updates: int | None = dataclasses.field(default=None, metadata={"flag": "--max-updates",
+                                                                        "label": "{:,} updates"})
+    loc_lr_scale: float | None = dataclasses.field(default=None, metadata={"flag": "--loc-lr-scale",
+                                                                           "label": "localisers at lr x {:g}"})
 
     def apply(self, budget: Budget) -> Budget:
         """``budget`` with these changes (its description says what changed)."""
@@ -153,25 +156,15 @@ class Overrides:
                                                      f"{self.loc_lr_scale:g} (--loc-lr-scale)")
         return budget
 
+    def _given(self):
+        """(field, value) of every override that is set, in the order of the fields."""
+        return [(f, getattr(self, f.name)) for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+
     def label(self, budget: Budget) -> str:
         """``"medium budget"``, or with what the overrides changed: ``"medium budget, 45 epochs"``."""
-        parts = [f"{budget.name} budget"]
-        if self.epochs is not None:
-            parts.append(f"{self.epochs} epochs")
-        if self.max_updates is not None:
-            parts.append(f"{self.max_updates:,} updates")
-        if self.loc_lr_scale is not None:
-            parts.append(f"localisers at lr x {self.loc_lr_scale:g}")
-        return ", ".join(parts)
+        return ", ".join([f"{budget.name} budget"] + [f.metadata["label"].format(v) for f, v in self._given()])
 
     def argv(self) -> list:
         """The command-line flags that give these overrides (for ``--jobs`` children and the
         command recorded in the table)."""
-        flags = []
-        if self.epochs is not None:
-            flags += ["--epochs", str(self.epochs)]
-        if self.max_updates is not None:
-            flags += ["--max-updates", str(self.max_updates)]
-        if self.loc_lr_scale is not None:
-            flags += ["--loc-lr-scale", repr(self.loc_lr_scale)]
-        return flags
+        return [text for f, v in self._given() for text in (f.metadata["flag"], str(v))]

@@ -25,7 +25,9 @@ from .budgets import Budget
 from .paper import DISTORTION_LABEL, Cell, parse_cell
 
 __all__ = ["train_cell", "stored_cell", "run_cell", "load_cell_model", "build_cell_model", "load_budget_digits",
-           "column_data"]
+           "column_data", "theta_shift_text"]
+
+
 def build_cell_model(cell: Cell, in_size: int, num_classes: int, in_channels: int):
     """The model of a cell (its transform for the ST models), from :mod:`minstn.models`."""
     return build_model(cell.base, in_size=in_size, num_classes=num_classes, transform=cell.transform_name,
@@ -86,6 +88,9 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
                    epochs=epoch, seconds=round(time.perf_counter() - start, 2),
                    theta_shift=None if health is None else health["theta_shift"],
                    off_canvas=None if health is None else health["off_canvas"])
+    if health is not None and len(health["each"]) > 1:   # 2xST-FCN, ST-CNN Multi: every transformer
+        metrics.update(theta_shifts=[h["theta_shift"] for h in health["each"]],
+                       off_canvas_each=[h["off_canvas"] for h in health["each"]])
     write_json(folder / "metrics.json", metrics)
     return metrics
 
@@ -120,10 +125,18 @@ def run_cell(cell: Cell, budget: Budget, distortion: str, data: dict, settings: 
     if metrics["status"] == "done":
         announce(f"{cell.label:16s} {DISTORTION_LABEL.get(distortion, distortion):4s} "
                  f"{100 * metrics['test_error']:6.2f}%  ({metrics['seconds']:.0f} s, theta shift "
-                 f"{metrics['theta_shift'] if metrics['theta_shift'] is None else round(metrics['theta_shift'], 3)})")
+                 f"{theta_shift_text(metrics)})")
     else:
         announce(f"{cell.label:16s} {distortion}: {metrics['status']} ({metrics.get('message', '')})")
     return metrics
+
+
+def theta_shift_text(metrics: dict) -> str:
+    """A cell's mean |theta - identity|: "0.123", "0.123 / 0.045" for a model with two
+    transformers (cells stored before ``theta_shifts`` existed show the first only), "–"
+    without a transformer."""
+    shifts = metrics.get("theta_shifts") or [metrics.get("theta_shift")]
+    return "–" if shifts[0] is None else " / ".join(f"{v:.3f}" for v in shifts)
 
 
 def load_cell_model(folder: Path):

@@ -163,7 +163,7 @@ def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models
     return write_report("addition", "MNIST addition: test error (%), 19 classes", out, budget, seed, digits.source,
                    cells, ["addition"], results, {k: {"addition": v} for k, v in PAPER_ADDITION.items()}, t0,
                    figure_paths, command, jobs, tables, announce, column_label={"addition": "addition"},
-                   note=note, theta=False)
+                   note=note)
 
 
 # --- command line --------------------------------------------------------------------
@@ -190,10 +190,11 @@ Budgets:
          on 2 cores; run it with --jobs 2 (two single-threaded worker processes, each training one
          cell at a time, use the cores better than one 2-threaded process).
   medium the same 8,000 / 2,000 digits to the end of a decaying schedule: Adam with a one-cycle
-         schedule (peak lr 2e-3, warm-up 30% of the updates, then annealed to ~0), 15
-         epochs (1,875 updates) for every model, the test error after every epoch
-         (OUT/figures/table1_learning_curves.png). About 35 minutes of wall time with
-         --jobs 2 on 2 cores (docs/results.md, "Table 1, medium budget").
+         schedule (peak lr 2e-3, warm-up 30% of the updates, then annealed to ~0), 25
+         epochs (3,125 updates) for every model, the test error after every epoch
+         (OUT/figures/table1_learning_curves.png). About 57 minutes of wall time for
+         table1 with --jobs 2 on 2 cores, about 13 for addition (docs/results.md,
+         "Table 1, medium budget").
   full   the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations, batch
          256, 150k iterations, on the 60k MNIST training set (weeks on a 2-core CPU:
          tens of CPU-hours per conv cell; docs/results.md).

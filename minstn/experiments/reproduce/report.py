@@ -24,7 +24,7 @@ from ...models import transformers_of
 from ...viz.geometry import to_pixels
 from ...viz.training import plot_transformer
 from .budgets import Budget
-from .cells import load_cell_model
+from .cells import load_cell_model, theta_shift_text
 from .paper import DISTORTION_LABEL, FIGURE_TRANSFORM, Cell
 
 __all__ = ["markdown_table", "ordering_violations", "write_report", "figure_cell", "write_figure",
@@ -112,10 +112,10 @@ def _header(title: str, budget: Budget, seed: int, source: str, command: str, se
 
 def write_report(task: str, title: str, out: Path, budget: Budget, seed: int, source: str, cells: list, columns: list,
             results: dict, paper: dict, t0: float, figure_paths: dict, command: str, jobs: int, tables: bool,
-            announce, column_label=DISTORTION_LABEL, note: str = "", theta: bool = True) -> dict:
+            announce, column_label=DISTORTION_LABEL, note: str = "") -> dict:
     """The JSON document of a run; unless ``tables`` is False, also write OUT/<task>.json and
     OUT/<task>.md (header, table with the paper's numbers, ``note``, the ordering check
-    and, with ``theta``, the table of |theta - identity|). Returns the document."""
+    and the table of |theta - identity|). Returns the document."""
     seconds = time.perf_counter() - t0
     trained = sum(1 for m in results.values() if not m.get("resumed"))
     doc = _document(task, budget, seed, source, cells, columns, results, paper, seconds, figure_paths, command,
@@ -127,8 +127,7 @@ def write_report(task: str, title: str, out: Path, budget: Budget, seed: int, so
                    seconds, trained, len(results) - trained, jobs)
     text += "\n" + markdown_table(results, cells, columns, paper, column_label) + "\n" + note
     text += _ordering_text(results, cells, columns)
-    if theta:
-        text += _theta_text(results, cells, columns)
+    text += _theta_text(results, cells, columns)
     (out / f"{task}.md").write_text(text)
     announce(f"wrote {out / f'{task}.md'}, {out / f'{task}.json'}"
              + (f" and {len(figure_paths)} figures" if figure_paths else ""))
@@ -191,12 +190,13 @@ def _theta_text(results, cells, columns) -> str:
     for cell in cells:
         if not cell.family:
             continue
-        vals = [results.get((cell.key, c), {}).get("theta_shift") for c in columns]
-        rows.append(f"| {cell.label} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in vals) + " |")
+        texts = [theta_shift_text(results.get((cell.key, c), {})) for c in columns]
+        rows.append(f"| {cell.label} | " + " | ".join(texts) + " |")
     if not rows:
         return ""
-    return ("\nMean |theta - identity| of the (first) transformer on test digits (0 = never moved "
-            "from its identity initialisation):\n\n| model | " + " | ".join(DISTORTION_LABEL.get(c, c) for c in columns)
+    return ("\nMean |theta - identity| on test digits (0 = never moved from its identity "
+            "initialisation; first / second transformer for a model with two):\n\n| model | "
+            + " | ".join(DISTORTION_LABEL.get(c, c) for c in columns)
             + " |\n| --- | " + " | ".join("---:" for _ in columns) + " |\n" + "\n".join(rows) + "\n")
 
 

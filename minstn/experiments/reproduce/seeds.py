@@ -7,7 +7,7 @@ the mean test error of every cell beside the paper's (``1.23 (paper 1.2)``), the
 (``min-max`` over the seeds and the standard deviation), how many cells are more than
 3x the paper's error, the paper's ordering checked seed by seed (every ST-FCN below the
 FCN, every ST-CNN at or below the CNN: :func:`.report.ordering_violations`), and the mean
-|theta - identity| of each ST cell (0: the transformer never moved).
+|theta - identity| of each ST cell, per transformer (0: the transformer never moved).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .cells import theta_shift_text
 from .paper import DISTORTION_LABEL
 
 __all__ = ["load_runs", "seed_tables"]
@@ -80,8 +81,7 @@ def seed_tables(docs: list[dict]) -> str:
                 spreads.append(f"{min(errors):.2f}–{max(errors):.2f} (sd {np.std(errors, ddof=1) if n > 1 else 0:.2f})")
                 if paper:
                     ratios.append((mean / paper, label, column))
-            shifts = [c.get("theta_shift") for c in cells]
-            thetas.append("–" if not shifts or any(s is None for s in shifts) else f"{np.mean(shifts):.3f}")
+            thetas.append(_mean_theta_shift(cells))
         mean_t += f"| {label} | " + " | ".join(means) + " |\n"
         spread_t += f"| {label} | " + " | ".join(spreads) + " |\n"
         if any(t != "–" for t in thetas):
@@ -100,8 +100,18 @@ def seed_tables(docs: list[dict]) -> str:
         text += (f"- seed {doc['seed']}: the paper's ordering "
                  + ("holds in every cell" if not bad else f"fails in {len(bad)} cell(s): " + "; ".join(bad))
                  + f" (wall time {doc['seconds'] / 60:.0f} min, {doc.get('jobs', 1)} worker processes)\n")
-    text += f"\nMean |theta - identity| of the (first) transformer on test digits, over the seeds:\n\n{theta_t}"
+    text += ("\nMean |theta - identity| on test digits, over the seeds (first / second transformer for "
+             f"a model with two):\n\n{theta_t}")
     return text
+
+
+def _mean_theta_shift(cells: list[dict]) -> str:
+    """The seeds' mean |theta - identity| of each transformer of one cell, as
+    :func:`.cells.theta_shift_text` writes one seed's; "–" when a seed has none."""
+    shifts = [c.get("theta_shifts") or [c.get("theta_shift")] for c in cells]
+    if not shifts or any(s[0] is None for s in shifts) or len({len(s) for s in shifts}) > 1:
+        return "–"
+    return theta_shift_text({"theta_shifts": list(np.mean(shifts, axis=0))})
 
 
 USAGE = "usage: python -m minstn.experiments.reproduce.seeds RUN/table1.json [RUN/table1.json ...]"
