@@ -107,6 +107,11 @@ def test_monitor_watches_every_transformer():
                                "reason": "100% of the sampling points are off the canvas"}]
     assert said == ["transformer 2 of 2 collapsed at epoch 1, step 2: 100% of the sampling points are off "
                     "the canvas (training goes on; --guard would restore the last healthy weights)"]
+    for step in range(3, 50):                 # still collapsed: nothing new in this epoch
+        monitor.after_step(1, step)
+    assert len(monitor.events) == 1 and len(said) == 1
+    monitor.after_step(2, 1)                  # the next epoch records it (and says it) once more
+    assert [e["epoch"] for e in monitor.events] == [1, 2] and len(said) == 2
     with pytest.raises(TransformerCollapsed, match="transformer 2 of 2 collapsed"):
         HealthMonitor(model, patience=1, stop=True).after_step(3, 1)
     model.st1 = _fixed("affine", [0.8, 0, 0.1, 0, 0.8, 0])  # both healthy now

@@ -110,7 +110,9 @@ class HealthMonitor:
 
     A collapse is declared when ``off_canvas >= off_canvas_limit`` or ``spread <=
     spread_limit`` for ``patience`` steps in a row, or at once when theta is not finite.
-    It is announced once per epoch; with ``stop=True`` it raises
+    It is recorded in ``events`` (epoch, step, reason; which transformer when there are
+    several) and announced once per transformer and epoch, at the step where it is first
+    declared, however long it lasts; with ``stop=True`` it raises
     :class:`TransformerCollapsed` instead (what ``minstn train --guard`` catches). A
     non-finite theta stops training in any case (:class:`TrainingDiverged` without
     ``stop``): its outputs read only the padding, while the loss can stay finite.
@@ -122,7 +124,7 @@ class HealthMonitor:
         self.off_canvas_limit, self.spread_limit, self.patience = off_canvas_limit, spread_limit, patience
         self.stop, self.announce = stop, announce
         self.events, self.last = [], None    # last: the first transformer's health at the last step
-        self._strikes, self._announced = [0] * len(self.sts), set()   # (epoch, transformer) said
+        self._strikes, self._recorded = [0] * len(self.sts), set()   # (epoch, transformer) in events
 
     def _reason(self, stats: dict) -> str | None:
         if not stats["finite"]:
@@ -149,21 +151,23 @@ class HealthMonitor:
         """Count transformer ``k``'s unhealthy steps; declare its collapse after ``patience``."""
         reason = self._reason(stats)
         self._strikes[k] = 0 if reason is None else self._strikes[k] + (self.patience if not stats["finite"] else 1)
-        if self._strikes[k] >= self.patience:
-            which = "the transformer" if len(self.sts) == 1 else f"transformer {k + 1} of {len(self.sts)}"
-            message = f"{which} collapsed at epoch {epoch}, step {step}: {reason}"
-            event = {"epoch": epoch, "step": step, "reason": reason}
-            if len(self.sts) > 1:
-                event["transformer"] = k + 1
-            self.events.append(event)
-            if self.stop:
-                raise TransformerCollapsed(message)
-            if not stats["finite"]:   # nothing can be learnt from here on: stop, as for a NaN loss
-                raise TrainingDiverged(message + "; stopped training (--guard would restore the last "
-                                                 "healthy weights)")
-            if (epoch, k) not in self._announced:
-                self._announced.add((epoch, k))
-                self.announce(message + " (training goes on; --guard would restore the last healthy weights)")
+        if self._strikes[k] < self.patience:
+            return
+        if (epoch, k) in self._recorded and not self.stop and stats["finite"]:
+            return     # still collapsed: already recorded and said in this epoch
+        self._recorded.add((epoch, k))
+        which = "the transformer" if len(self.sts) == 1 else f"transformer {k + 1} of {len(self.sts)}"
+        message = f"{which} collapsed at epoch {epoch}, step {step}: {reason}"
+        event = {"epoch": epoch, "step": step, "reason": reason}
+        if len(self.sts) > 1:
+            event["transformer"] = k + 1
+        self.events.append(event)
+        if self.stop:
+            raise TransformerCollapsed(message)
+        if not stats["finite"]:   # nothing can be learnt from here on: stop, as for a NaN loss
+            raise TrainingDiverged(message + "; stopped training (--guard would restore the last "
+                                             "healthy weights)")
+        self.announce(message + " (training goes on; --guard would restore the last healthy weights)")
 
     def postfix(self) -> dict:
         """Short numbers for the progress bar."""
