@@ -193,8 +193,9 @@ Budgets:
          schedule (peak lr 2e-3, warm-up 30% of the updates, then annealed to ~0), 25
          epochs (3,125 updates) for every model, the test error after every epoch
          (OUT/figures/table1_learning_curves.png). About 57 minutes of wall time for
-         table1 with --jobs 2 on 2 cores, about 13 for addition (docs/results.md,
-         "Table 1, medium budget").
+         table1 with --jobs 2 on 2 cores; addition takes 1,900 s of CPU time (measured
+         beside another job; about 16 minutes on 2 free cores, estimated)
+         (docs/results.md, "Table 1, medium budget").
   full   the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations, batch
          256, 150k iterations, on the 60k MNIST training set (weeks on a 2-core CPU:
          tens of CPU-hours per conv cell; docs/results.md).
