@@ -5,6 +5,7 @@ the embedded glyph digits, so the test runs offline and on any machine.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -112,6 +113,15 @@ def test_addition_tiny(tmp_path):
     assert len(two["theta_shifts"]) == 2 and two["theta_shifts"][0] == two["theta_shift"]
     theta_row = [r for r in rows if r[0] == "2xST-FCN Aff"][-1]
     assert theta_row[1] == " / ".join(f"{v:.3f}" for v in two["theta_shifts"])
+    # the lead over the FCN, re-created from both checkpoints on the same test pairs, is
+    # the difference of the errors the cells stored when they finished training
+    fcn = next(c for c in doc["cells"] if c["model"] == "fcn")
+    (lead,) = doc["leads"]
+    assert (lead["model"], lead["baseline"], lead["n"]) == ("2xst-fcn-aff", "fcn", R.BUDGETS["tiny"].test_size)
+    assert lead["lead"] == pytest.approx(fcn["test_error"] - two["test_error"], abs=1e-12)
+    assert (lead["st_only"] - lead["base_only"]) / lead["n"] == pytest.approx(lead["lead"], abs=1e-12)
+    lead_row = next(r for r in rows if r[:2] == ["2xST-FCN Aff", "FCN"])
+    assert lead_row[3] == f"{100 * lead['lead']:+.2f}"
 
 
 def test_model_and_distortion_names():
@@ -160,6 +170,28 @@ def test_medium_gives_the_conv_family_at_least_the_fc_familys_updates():
     assert s != R.cell_settings(R.BUDGETS["small"], conv, "rts", 0, "table1", "x")
 
 
+def test_addition_trains_longer_with_slower_localisers_at_medium():
+    """MNIST addition's own medium budget (:meth:`Budget.for_task`): more epochs than Table
+    1, the same for both families, localisers at lr / 10; Table 1 and the other budgets
+    are untouched, and its cells' settings are those of the same overrides given by hand
+    (so a run of ``--epochs N --loc-lr-scale 0.1`` is read back, not retrained)."""
+    medium = R.BUDGETS["medium"]
+    addition = medium.for_task("addition")
+    fc, conv = R.parse_cell("2xst-fcn-aff"), R.parse_cell("st-cnn-multi-aff")
+    assert medium.for_task("table1") is medium and addition.addition is None
+    assert addition.epochs_for(conv) == addition.epochs_for(fc) > medium.epochs_for(fc)
+    assert addition.loc_lr_scale == 0.1 and medium.loc_lr_scale == 1.0
+    assert f"{addition.epochs} epochs" in addition.description and "lr / 10" in addition.description
+    for name in ("tiny", "small", "full"):
+        assert R.BUDGETS[name].for_task("addition") is R.BUDGETS[name]
+    by_hand = R.Overrides(epochs=addition.epochs, loc_lr_scale=0.1).apply(medium)
+    for cell in (fc, conv, R.parse_cell("fcn")):
+        assert (R.cell_settings(addition, cell, "addition", 0, "addition", "x")
+                == R.cell_settings(by_hand, cell, "addition", 0, "addition", "x"))
+    assert "addition" not in R.cell_settings(medium, conv, "rts", 0, "table1", "x")
+    assert hash(medium) == hash(dataclasses.replace(medium))      # a budget can still be hashed
+
+
 def test_family_epochs_and_per_cell_settings():
     """``small`` trains each family for its own epoch count; a cell's stored settings hold
     only what it trains with, so one family's schedule change retrains only that family."""
@@ -179,7 +211,6 @@ def test_family_epochs_and_per_cell_settings():
     # stored before it retrain); the baselines' initialisation did not change
     assert s["init"] == "paired" and "init" not in R.cell_settings(small, R.parse_cell("cnn"), "r", 0, "table1", "x")
     # one family's epochs changed: the other family's settings are unchanged
-    import dataclasses
     longer = dataclasses.replace(small, conv_epochs=small.conv_epochs + 1)
     assert R.cell_settings(longer, fc[1], "r", 0, "table1", "x") == R.cell_settings(small, fc[1], "r", 0, "table1", "x")
     assert R.cell_settings(longer, conv[1], "r", 0, "table1", "x") != R.cell_settings(small, conv[1], "r", 0, "table1", "x")
@@ -292,7 +323,6 @@ def test_jobs_validation(tmp_path):
         _parse(["reproduce", "addition", "--jobs", "x"])
     assert _parse(["reproduce", "addition", "--jobs", "3"]).jobs == 3
     assert _parse(["reproduce", "table1"]).jobs == (os.cpu_count() or 1)   # the number of cores by default
-    import dataclasses
     custom = dataclasses.replace(R.BUDGETS["tiny"], epochs=2)
     with pytest.raises(ValueError, match="named budgets"):
         R.run_table1(budget=custom, jobs=2, out=tmp_path)

@@ -27,7 +27,13 @@ class Budget:
     ST-CNN vs CNN), and a conv epoch costs 7-55 times an FC epoch on a CPU (measured in
     docs/results.md, "Run time"), so the cheap family can be trained longer without
     changing any comparison the table makes. ``loc_lr_scale`` applies to every ST model
-    alike; the named budgets use 1 (docs/results.md, "Budgets", says why not 3).
+    alike; the named budgets use 1 for Table 1 (docs/results.md, "Budgets", says why not 3).
+
+    ``addition`` (when set) holds the fields MNIST addition changes in this budget:
+    :meth:`for_task` applies them. Addition needs many more updates than Table 1's columns
+    (its learning curves barely leave chance in 25 epochs), and its two-transformer model
+    keeps both transformers on the canvas only with the localisers at lr / 10
+    (docs/results.md, "MNIST addition, medium budget").
     """
 
     name: str
@@ -48,10 +54,20 @@ class Budget:
     warmup: float = 0.3           # onecycle: the share of a cell's updates spent warming up
     clip: float | None = None     # clip the gradients' global norm to this
     weight_decay: float = 0.0
+    # the fields MNIST addition changes (:meth:`for_task`); a dict, so left out of the hash
+    addition: dict | None = dataclasses.field(default=None, hash=False)
+
+    def for_task(self, task: str) -> Budget:
+        """This budget as ``task`` (``"table1"`` or ``"addition"``) trains its cells."""
+        if task != "addition" or not self.addition:
+            return self
+        return dataclasses.replace(self, addition=None, **self.addition)
 
     def epochs_for(self, cell: "Cell") -> int:
         return self.conv_epochs if cell.group == "conv" and self.conv_epochs is not None else self.epochs
 
+
+ADDITION_MEDIUM_EPOCHS = 90   # what fits 60 minutes with --jobs 2 on 2 cores (docs/results.md)
 
 BUDGETS = {
     "tiny": Budget("tiny", train_size=256, test_size=128, epochs=1, batch_size=64, optimizer="adam", lr=1e-3,
@@ -66,7 +82,14 @@ BUDGETS = {
                      description="8,000 train / 2,000 test real digits, Adam with a one-cycle schedule "
                                  "(peak lr 2e-3 after 30% of the updates, then down to ~0; localisation nets "
                                  "too), batch 64, fresh distortions each epoch, 25 epochs (3,125 updates) "
-                                 "for every model, the test error after every epoch (the learning curves)"),
+                                 "for every model, the test error after every epoch (the learning curves)",
+                     addition={"epochs": ADDITION_MEDIUM_EPOCHS, "loc_lr_scale": 0.1,
+                               "description": "8,000 train pairs per epoch from 8,000 real digits, 2,000 test "
+                                              "pairs, Adam with a one-cycle schedule (peak lr 2e-3 after 30% "
+                                              "of the updates, then down to ~0; localisation nets at lr / 10), "
+                                              f"batch 64, {ADDITION_MEDIUM_EPOCHS} epochs "
+                                              f"({ADDITION_MEDIUM_EPOCHS * (8000 // 64):,} updates) for every model, the "
+                                              "test error after every epoch"}),
     "full": Budget("full", train_size=60000, test_size=10000, epochs=10**9, batch_size=256, optimizer="sgd",
                    lr=0.01, loc_lr_scale=1.0, iterations=150_000, schedule="step", lr_step=50_000,
                    description="the paper's schedule: SGD lr 0.01 / 10 every 50k iterations, batch 256, "
@@ -82,6 +105,7 @@ def cell_settings(budget: Budget, cell: Cell, distortion: str, seed: int, task: 
         if field.name in _RECIPE and s[field.name] == field.default:
             s.pop(field.name)
     s.pop("description")
+    s.pop("addition")   # a task's own changes are applied before (Budget.for_task)
     # per-cell settings: the epochs this cell trains for, and the localiser lr only where
     # there is a localiser, so changing one family's schedule retrains only that family
     s.pop("conv_epochs")

@@ -112,14 +112,16 @@ def _header(title: str, budget: Budget, seed: int, source: str, command: str, se
 
 def write_report(task: str, title: str, out: Path, budget: Budget, seed: int, source: str, cells: list, columns: list,
             results: dict, paper: dict, t0: float, figure_paths: dict, command: str, jobs: int, tables: bool,
-            announce, column_label=DISTORTION_LABEL, note: str = "") -> dict:
+            announce, column_label=DISTORTION_LABEL, note: str = "", extra: dict | None = None) -> dict:
     """The JSON document of a run; unless ``tables`` is False, also write OUT/<task>.json and
     OUT/<task>.md (header, table with the paper's numbers, ``note``, the ordering check
-    and the table of |theta - identity|). Returns the document."""
+    and the table of |theta - identity|). ``extra``: more top-level keys of the JSON.
+    Returns the document."""
     seconds = time.perf_counter() - t0
     trained = sum(1 for m in results.values() if not m.get("resumed"))
     doc = _document(task, budget, seed, source, cells, columns, results, paper, seconds, figure_paths, command,
                     jobs)
+    doc.update(extra or {})
     if not tables:
         return doc
     write_json(out / f"{task}.json", doc)
@@ -211,6 +213,8 @@ def _document(task, budget, seed, source, cells, columns, results, paper, second
             cells_doc.append({"model": cell.key, "label": cell.label, "column": c,
                               "test_error_percent": None if m.get("status") != "done" else 100 * m["test_error"],
                               "paper_percent": paper.get(cell.key, {}).get(c), **m})
-    return {"task": task, "command": command, "budget": dataclasses.asdict(budget), "seed": seed, "data": source,
+    # the budget as this task trained it (a task's own changes, ``addition``, are applied)
+    budget_doc = {k: v for k, v in dataclasses.asdict(budget).items() if k != "addition"}
+    return {"task": task, "command": command, "budget": budget_doc, "seed": seed, "data": source,
             "machine": _machine(), "seconds": round(seconds, 1), "jobs": jobs, "figures": figures,
             "ordering_violations": ordering_violations(results, cells, columns), "cells": cells_doc}

@@ -1,0 +1,91 @@
+"""Is an ST model's lead over its baseline larger than the test set's noise?
+
+Both models of a pair (2xST-FCN and the FCN, ST-CNN Multi and the CNN) are tested on the
+same test examples, so their difference is measured *paired*: with ``right_st`` and
+``right_base`` the per-example correctness (1 right, 0 wrong) and ``d = right_st -
+right_base``, the lead is ``mean(d)`` (the baseline's error minus the ST model's) and its
+standard error ``std(d) / sqrt(n)``. Only the examples one model gets right and the
+other wrong move ``d``, so this is smaller than the standard error of two independent
+binomials, ``sqrt(p_st (1 - p_st) / n + p_base (1 - p_base) / n)``, which is reported
+beside it. The paper's addition claim ("2xST-FCN beats the FCN") needs the lead to be
+larger than its standard error.
+
+:func:`paired_lead` does the arithmetic; :func:`family_leads` re-creates each finished
+cell's predictions on the test data from its checkpoint and pairs every ST model with
+its baseline; :func:`leads_text` writes them as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..loop import predict
+from .cells import load_cell_model
+from .paper import Cell
+
+__all__ = ["family_leads", "leads_text", "paired_lead"]
+
+
+def paired_lead(right_st: np.ndarray, right_base: np.ndarray) -> dict:
+    """The ST model's lead over its baseline on the same test examples (fractions, not
+    percent): ``lead`` (baseline error - ST error), ``paired_se``, ``unpaired_se``,
+    ``st_only`` / ``base_only`` (examples only that model gets right) and ``n``."""
+    right_st, right_base = np.asarray(right_st, bool), np.asarray(right_base, bool)
+    if right_st.shape != right_base.shape or right_st.ndim != 1 or len(right_st) < 2:
+        raise ValueError(f"need two equal-length 1-D arrays of at least 2 examples, got shapes "
+                         f"{right_st.shape} and {right_base.shape}")
+    n = len(right_st)
+    d = right_st.astype(np.float64) - right_base
+    p_st, p_base = right_st.mean(), right_base.mean()
+    return {"lead": float(d.mean()), "paired_se": float(d.std() / math.sqrt(n)),
+            "unpaired_se": math.sqrt((p_st * (1 - p_st) + p_base * (1 - p_base)) / n),
+            "st_only": int((right_st & ~right_base).sum()), "base_only": int((right_base & ~right_st).sum()),
+            "n": n}
+
+
+def family_leads(results: dict, cells: list[Cell], columns: list[str], runs: Path, test_data: dict) -> list[dict]:
+    """Every finished ST cell against its finished baseline of the same column.
+
+    ``test_data[column]`` is ``(x_test, y_test)``; the models are rebuilt from
+    ``runs/<key>-<column>/``. Returns one dict per pair: ``model``, ``baseline``,
+    ``column`` and the numbers of :func:`paired_lead`."""
+    right = {}
+
+    def correct(key: str, column: str) -> np.ndarray:
+        if (key, column) not in right:
+            model, _ = load_cell_model(runs / f"{key}-{column}")
+            x, y = test_data[column]
+            right[(key, column)] = predict(model, x) == y
+        return right[(key, column)]
+
+    out = []
+    for column in columns:
+        for cell in cells:
+            base = results.get((cell.family, column)) if cell.family else None
+            mine = results.get((cell.key, column))
+            if not base or not mine or base.get("status") != "done" or mine.get("status") != "done":
+                continue
+            out.append({"model": cell.key, "baseline": cell.family, "column": column,
+                        **paired_lead(correct(cell.key, column), correct(cell.family, column))})
+    return out
+
+
+def leads_text(leads: list[dict], labels: dict, column_label: dict) -> str:
+    """The leads as Markdown, in points (percent of the test examples)."""
+    if not leads:
+        return ""
+    rows = []
+    for r in leads:
+        ratio = r["lead"] / r["paired_se"] if r["paired_se"] > 0 else math.nan
+        rows.append(f"| {labels[r['model']]} | {r['baseline'].upper()} | {column_label.get(r['column'], r['column'])} "
+                    f"| {100 * r['lead']:+.2f} | {100 * r['paired_se']:.2f} / {100 * r['unpaired_se']:.2f} "
+                    f"| {ratio:+.1f} | {r['st_only']} / {r['base_only']} |")
+    return ("\nLead of each ST model over its baseline on the same test examples (points: the baseline's "
+            "error minus the ST model's; positive = the ST model is better), its standard error (paired / "
+            "as two independent binomials), the lead in paired standard errors, and the examples only one "
+            "of the two gets right:\n\n"
+            "| model | baseline | column | lead | standard error | lead / SE | only ST right / only baseline right |\n"
+            "| --- | --- | --- | ---: | ---: | ---: | ---: |\n" + "\n".join(rows) + "\n")
