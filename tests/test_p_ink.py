@@ -5,25 +5,19 @@ the cell's stored test error; and the ink share itself is checked on images whos
 are known.
 """
 
-import importlib.util
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
+from benchmark_script import load_benchmark
 from test_reproduce import DATA, HAVE_MNIST, MNIST_DIR, _parse
 
 from minstn.experiments import reproduce as R
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "p_ink.py"
-
 
 def _p_ink():
-    spec = importlib.util.spec_from_file_location("p_ink", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("p_ink")
 
 
 def test_ink_kept_is_the_ratio_of_the_sums():
