@@ -13,17 +13,13 @@ from benchmark_script import load_benchmark
 from test_reproduce import DATA
 
 
-def _script():
-    return load_benchmark("interrupt_resume")
-
-
 def _command(out: Path, *more: str) -> list:
     return [sys.executable, "-m", "minstn", "reproduce", "table1", "--budget", "tiny", "--distortions", "r",
             "--models", "fcn,st-fcn-aff", "--no-figures", "--jobs", "2", "--out", str(out), *DATA, *more]
 
 
 def test_an_interrupted_run_resumes_to_the_uninterrupted_cells(tmp_path, capsys):
-    script = _script()
+    script = load_benchmark("interrupt_resume")
     reference, resumed, other_seed = tmp_path / "reference", tmp_path / "resumed", tmp_path / "seed1"
     script.interrupt_then_resume(_command(reference), after=600)        # runs to the end
     assert "finished before the interrupt" in capsys.readouterr().out

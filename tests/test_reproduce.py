@@ -178,7 +178,7 @@ def test_addition_trains_longer_with_slower_localisers_at_medium():
     medium = R.BUDGETS["medium"]
     addition = medium.for_task("addition")
     fc, conv = R.parse_cell("2xst-fcn-aff"), R.parse_cell("st-cnn-multi-aff")
-    assert medium.for_task("table1") is medium and addition.addition is None
+    assert medium.for_task("table1") is medium and addition.addition_changes is None
     assert addition.epochs_for(conv) == addition.epochs_for(fc) > medium.epochs_for(fc)
     assert addition.loc_lr_scale == 0.1 and medium.loc_lr_scale == 1.0
     assert f"{addition.epochs} epochs" in addition.description and "lr / 10" in addition.description
@@ -188,7 +188,7 @@ def test_addition_trains_longer_with_slower_localisers_at_medium():
     for cell in (fc, conv, R.parse_cell("fcn")):
         assert (R.cell_settings(addition, cell, "addition", 0, "addition", "x")
                 == R.cell_settings(by_hand, cell, "addition", 0, "addition", "x"))
-    assert "addition" not in R.cell_settings(medium, conv, "rts", 0, "table1", "x")
+    assert "addition_changes" not in R.cell_settings(medium, conv, "rts", 0, "table1", "x")
     assert hash(medium) == hash(dataclasses.replace(medium))      # a budget can still be hashed
 
 

@@ -29,7 +29,7 @@ class Budget:
     changing any comparison the table makes. ``loc_lr_scale`` applies to every ST model
     alike; the named budgets use 1 for Table 1 (docs/results.md, "Budgets", says why not 3).
 
-    ``addition`` (when set) holds the fields MNIST addition changes in this budget:
+    ``addition_changes`` (when set) holds the fields MNIST addition changes in this budget:
     :meth:`for_task` applies them. Addition needs many more updates than Table 1's columns
     (its learning curves barely leave chance in 25 epochs), and its two-transformer model
     keeps both transformers on the canvas only with the localisers at lr / 10
@@ -54,14 +54,13 @@ class Budget:
     warmup: float = 0.3           # onecycle: the share of a cell's updates spent warming up
     clip: float | None = None     # clip the gradients' global norm to this
     weight_decay: float = 0.0
-    # the fields MNIST addition changes (:meth:`for_task`); a dict, so left out of the hash
-    addition: dict | None = dataclasses.field(default=None, hash=False)
+    addition_changes: dict | None = dataclasses.field(default=None, hash=False)  # unhashable: left out of the hash
 
     def for_task(self, task: str) -> Budget:
         """This budget as ``task`` (``"table1"`` or ``"addition"``) trains its cells."""
-        if task != "addition" or not self.addition:
+        if task != "addition" or not self.addition_changes:
             return self
-        return dataclasses.replace(self, addition=None, **self.addition)
+        return dataclasses.replace(self, addition_changes=None, **self.addition_changes)
 
     def epochs_for(self, cell: "Cell") -> int:
         return self.conv_epochs if cell.group == "conv" and self.conv_epochs is not None else self.epochs
@@ -83,7 +82,7 @@ BUDGETS = {
                                  "(peak lr 2e-3 after 30% of the updates, then down to ~0; localisation nets "
                                  "too), batch 64, fresh distortions each epoch, 25 epochs (3,125 updates) "
                                  "for every model, the test error after every epoch (the learning curves)",
-                     addition={"epochs": ADDITION_MEDIUM_EPOCHS, "loc_lr_scale": 0.1,
+                     addition_changes={"epochs": ADDITION_MEDIUM_EPOCHS, "loc_lr_scale": 0.1,
                                "description": "8,000 train pairs per epoch from 8,000 real digits, 2,000 test "
                                               "pairs, Adam with a one-cycle schedule (peak lr 2e-3 after 30% "
                                               "of the updates, then down to ~0; localisation nets at lr / 10), "
@@ -105,7 +104,7 @@ def cell_settings(budget: Budget, cell: Cell, distortion: str, seed: int, task: 
         if field.name in _RECIPE and s[field.name] == field.default:
             s.pop(field.name)
     s.pop("description")
-    s.pop("addition")   # a task's own changes are applied before (Budget.for_task)
+    s.pop("addition_changes")   # already applied to an addition cell's budget (Budget.for_task)
     # per-cell settings: the epochs this cell trains for, and the localiser lr only where
     # there is a localiser, so changing one family's schedule retrains only that family
     s.pop("conv_epochs")

@@ -213,8 +213,9 @@ def _document(task, budget, seed, source, cells, columns, results, paper, second
             cells_doc.append({"model": cell.key, "label": cell.label, "column": c,
                               "test_error_percent": None if m.get("status") != "done" else 100 * m["test_error"],
                               "paper_percent": paper.get(cell.key, {}).get(c), **m})
-    # the budget as this task trained it (a task's own changes, ``addition``, are applied)
-    budget_doc = {k: v for k, v in dataclasses.asdict(budget).items() if k != "addition"}
+    # run_addition passes the budget with addition's changes applied (Budget.for_task); the
+    # field holding them is left out, so Table 1's JSON has the same budget keys as before
+    budget_doc = {k: v for k, v in dataclasses.asdict(budget).items() if k != "addition_changes"}
     return {"task": task, "command": command, "budget": budget_doc, "seed": seed, "data": source,
             "machine": _machine(), "seconds": round(seconds, 1), "jobs": jobs, "figures": figures,
             "ordering_violations": ordering_violations(results, cells, columns), "cells": cells_doc}
