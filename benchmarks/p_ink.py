@@ -60,7 +60,9 @@ def least_ink_figure(original, distorted, kept, labels, predicted, path: Path, c
     print(f"wrote {path}")
 
 
-def report(folder: Path, data_dir, figure: Path | None = None) -> None:
+def report(folder: Path, data_dir, figure: Path | None = None) -> list[dict]:
+    """Print a P cell's test errors by the share of ink kept; return the bins as printed
+    (``bin``, ``digits``, ``errors``)."""
     settings = json.loads((folder / "metrics.json").read_text())["settings"]
     if settings["distortion"] != "p":
         raise SystemExit(f"{folder}: a {settings['distortion']!r} cell, not a P cell")
@@ -74,6 +76,7 @@ def report(folder: Path, data_dir, figure: Path | None = None) -> None:
     print(f"{folder}: {settings['model']} {settings.get('transform') or ''}, {settings['epochs']} epochs, "
           f"seed {seed}: test error {100 * wrong.mean():.2f}% on {len(wrong)} digits")
     print("  ink kept      digits   share   errors   error in bin   share of all errors")
+    bins = []
     for lo, hi in zip(BINS[:-1], BINS[1:]):
         inside = (kept >= lo) & (kept < hi)
         n, e = int(inside.sum()), int(wrong[inside].sum())
@@ -81,8 +84,10 @@ def report(folder: Path, data_dir, figure: Path | None = None) -> None:
         rate = f"{100 * e / n:6.2f}%" if n else "     -"
         print(f"  {label:11s} {n:8d} {100 * n / len(kept):6.1f}% {e:8d}   {rate:>12s}   "
               f"{100 * e / max(wrong.sum(), 1):6.1f}%")
+        bins.append({"bin": label, "digits": n, "errors": e})
     if figure is not None:
         least_ink_figure(digits.x_test, x_test, kept, digits.y_test, predicted, figure)
+    return bins
 
 
 def main(argv=None) -> None:

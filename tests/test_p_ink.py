@@ -38,13 +38,12 @@ def test_bins_add_up_to_the_cells_test_error(tmp_path, capsys):
     folder = out / "runs" / "fcn-p"
     stored = json.loads((folder / "metrics.json").read_text())
     capsys.readouterr()
-    _p_ink().report(folder, MNIST_DIR, figure=tmp_path / "least.png")
+    bins = _p_ink().report(folder, MNIST_DIR, figure=tmp_path / "least.png")
     text = capsys.readouterr().out
-    rows = [line.split() for line in text.splitlines() if re.match(r"\s+(\d\.\d\d-\d\.\d\d|>=)", line)]
-    digits = sum(int(r[-5]) for r in rows)
-    errors = sum(int(r[-3]) for r in rows)
     test_size = stored["settings"]["test_size"]
-    assert digits == test_size
-    assert errors == round(stored["test_error"] * test_size)
+    assert sum(b["digits"] for b in bins) == test_size
+    assert sum(b["errors"] for b in bins) == round(stored["test_error"] * test_size)
     assert f"test error {100 * stored['test_error']:.2f}%" in text
+    for b in bins:                                      # each bin printed as returned
+        assert re.search(rf"^  {re.escape(b['bin'])}\s+{b['digits']}\s.*\s{b['errors']}\s", text, re.M), b
     assert (tmp_path / "least.png").stat().st_size > 5_000

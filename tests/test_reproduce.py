@@ -11,9 +11,13 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from minstn.experiments import reproduce as R
+from minstn.experiments.loop import predict
+from minstn.experiments.reproduce.cells import column_data, load_budget_digits
+from minstn.experiments.reproduce.significance import family_leads
 
 MNIST_DIR = Path(os.environ.get("MINSTN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
 HAVE_MNIST = (MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file() or (MNIST_DIR / "t10k-images-idx3-ubyte").is_file()
@@ -30,6 +34,49 @@ def _parse(argv):
 def _table_rows(md: str) -> list[list[str]]:
     lines = [line for line in md.splitlines() if line.startswith("|")]
     return [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+
+
+def _first_table(md: str) -> list[list[str]]:
+    """The rows of the first Markdown table of ``md`` (the results table)."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return _table_rows("\n".join(lines[start:end]))
+
+
+def _tiny_test_data(columns) -> dict:
+    """``{column: (x_test, y_test)}`` as the tiny budget's seed-0 run tests them."""
+    budget = R.BUDGETS["tiny"]
+    digits = load_budget_digits(budget, DATA[1] if HAVE_MNIST else None, 0, None if HAVE_MNIST else "glyphs",
+                                lambda s: None)
+    out = {}
+    for column in columns:
+        data = column_data(digits, column, budget, 0)
+        out[column] = data["x_test"], data["y_test"]
+    return out
+
+
+def _check_leads(doc: dict, out: Path, test_data: dict) -> None:
+    """Each lead is the difference of the two cells' errors, and the test examples a cell
+    stored as wrong are those its checkpoint gets wrong when rebuilt; without the stored
+    examples (a cell from before they were stored), the leads come out the same."""
+    cells = {(c["model"], c["column"]): c for c in doc["cells"]}
+    for lead in doc["leads"]:
+        st, base = cells[(lead["model"], lead["column"])], cells[(lead["baseline"], lead["column"])]
+        assert lead["lead"] == pytest.approx(base["test_error"] - st["test_error"], abs=1e-12)
+        assert (lead["st_only"] - lead["base_only"]) / lead["n"] == pytest.approx(lead["lead"], abs=1e-12)
+    results = {}
+    for (key, column) in cells:
+        metrics = json.loads((out / "runs" / f"{key}-{column}" / "metrics.json").read_text())
+        model, _ = R.load_cell_model(out / "runs" / f"{key}-{column}")
+        x, y = test_data[column]
+        assert metrics["test_wrong"] == np.flatnonzero(predict(model, x) != y).tolist()
+        assert len(metrics["test_wrong"]) == round(metrics["test_error"] * len(y))
+        results[(key, column)] = {k: v for k, v in metrics.items() if k != "test_wrong"}
+    rows = [R.parse_cell(k) for k in dict.fromkeys(k for k, _ in cells)]
+    columns = list(dict.fromkeys(c for _, c in cells))
+    again = family_leads(results, rows, columns, out / "runs", test_data)
+    assert again == doc["leads"]
 
 
 def test_table1_tiny_end_to_end_and_resume(tmp_path, capsys):
@@ -55,7 +102,7 @@ def test_table1_tiny_end_to_end_and_resume(tmp_path, capsys):
 
     # the Markdown table: header, separator, one row per model, "ours (paper p)" cells
     md = (out / "table1.md").read_text()
-    rows = _table_rows(md.split("Mean |theta")[0])
+    rows = _first_table(md)
     assert rows[0] == ["model", "R", "E"]
     assert all(set(c) <= set("-:") for c in rows[1][1:])
     assert [r[0] for r in rows[2:]] == ["FCN", "ST-FCN Aff", "ST-FCN TPS"]
@@ -67,6 +114,14 @@ def test_table1_tiny_end_to_end_and_resume(tmp_path, capsys):
     doc = json.loads((out / "table1.json").read_text())
     assert len(doc["cells"]) == 6 and doc["budget"]["name"] == "tiny"
     assert all(c["settings"]["seed"] == 0 and c["test_error_percent"] is not None for c in doc["cells"])
+    # each ST model's lead over the FCN in each column, with its standard error, in the JSON and the table
+    assert [(r["model"], r["column"]) for r in doc["leads"]] == [
+        (m, d) for d in ("r", "e") for m in ("st-fcn-aff", "st-fcn-tps")]
+    _check_leads(doc, out, _tiny_test_data(("r", "e")))
+    lead_rows = [r for r in _table_rows(md) if r[1:2] == ["FCN"]]
+    assert [r[:3] for r in lead_rows] == [["ST-FCN Aff", "FCN", "R"], ["ST-FCN TPS", "FCN", "R"],
+                                          ["ST-FCN Aff", "FCN", "E"], ["ST-FCN TPS", "FCN", "E"]]
+    assert [r[3] for r in lead_rows] == [f"{100 * r['lead']:+.2f}" for r in doc["leads"]]
 
     # the Table 1 right panel figures
     for d in ("r", "e"):
@@ -113,13 +168,10 @@ def test_addition_tiny(tmp_path):
     assert len(two["theta_shifts"]) == 2 and two["theta_shifts"][0] == two["theta_shift"]
     theta_row = [r for r in rows if r[0] == "2xST-FCN Aff"][-1]
     assert theta_row[1] == " / ".join(f"{v:.3f}" for v in two["theta_shifts"])
-    # the lead over the FCN, re-created from both checkpoints on the same test pairs, is
-    # the difference of the errors the cells stored when they finished training
-    fcn = next(c for c in doc["cells"] if c["model"] == "fcn")
+    # the lead over the FCN on the same test pairs, from the pairs each cell got wrong
     (lead,) = doc["leads"]
     assert (lead["model"], lead["baseline"], lead["n"]) == ("2xst-fcn-aff", "fcn", R.BUDGETS["tiny"].test_size)
-    assert lead["lead"] == pytest.approx(fcn["test_error"] - two["test_error"], abs=1e-12)
-    assert (lead["st_only"] - lead["base_only"]) / lead["n"] == pytest.approx(lead["lead"], abs=1e-12)
+    _check_leads(doc, out, _tiny_test_data(("addition",)))
     lead_row = next(r for r in rows if r[:2] == ["2xST-FCN Aff", "FCN"])
     assert lead_row[3] == f"{100 * lead['lead']:+.2f}"
 

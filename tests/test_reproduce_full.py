@@ -84,6 +84,20 @@ def test_seed_tables_average_each_transformer_of_a_two_transformer_model(tmp_pat
     assert "| ST-FCN-AFF | 0.200 / 0.600 |" in seed_tables(load_runs(_write(tmp_path, docs)))
 
 
+def test_seed_tables_combine_the_leads_of_the_seeds(tmp_path):
+    docs = [_doc(seed, {"fcn": 2.0, "st-fcn-aff": 1.0}) for seed in (0, 1)]
+    # seed 0: a lead of 3 points with SE 1 (beyond its SE); seed 1: 1 point with SE 2 (not)
+    for doc, lead, se in zip(docs, (0.03, 0.01), (0.01, 0.02)):
+        doc["leads"] = [{"model": "st-fcn-aff", "baseline": "fcn", "column": "r", "lead": lead,
+                         "paired_se": se, "unpaired_se": 2 * se, "st_only": 0, "base_only": 0, "n": 2000}]
+    text = seed_tables(load_runs(_write(tmp_path, docs)))
+    # mean (3 + 1) / 2 = 2 points; SE sqrt(1 + 4) / 2 = 1.12
+    assert "| ST-FCN-AFF | +2.00 (SE 1.12; 1/2) |" in text
+    # a run without leads (stored before they were recorded): no leads table at all
+    del docs[1]["leads"]
+    assert "Lead of each ST model" not in seed_tables(load_runs(_write(tmp_path, docs)))
+
+
 def test_seed_tables_refuse_runs_that_are_not_comparable(tmp_path):
     same = {"fcn": 1.0, "st-fcn-aff": 0.5}
     with pytest.raises(ValueError, match="differ in task"):

@@ -44,3 +44,6 @@ def test_bad_input_and_the_table():
          **paired_lead(np.array([1, 1, 0, 1], bool), np.array([0, 1, 0, 1], bool))}
     text = leads_text([r], {"2xst-fcn-aff": "2xST-FCN Aff"}, {})
     assert "| 2xST-FCN Aff | FCN | addition | +25.00 |" in text and "| 1 / 0 |" in text
+    same = {"model": "2xst-fcn-aff", "baseline": "fcn", "column": "r",
+            **paired_lead(np.array([1, 0], bool), np.array([1, 0], bool))}
+    assert "| +0.00 | 0.00 / 50.00 | – | 0 / 0 |" in leads_text([same], {"2xst-fcn-aff": "2xST-FCN Aff"}, {})

@@ -264,18 +264,25 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
-    """Entry point of the ``minstn`` console script; returns the exit status."""
+    """Entry point of the ``minstn`` console script; returns the exit status.
+
+    After Ctrl-C or SIGTERM, further ones are ignored: they would only cut the exit short.
+    Called with ``argv`` (from Python, e.g. a test), the signal handlers are restored on
+    return; as the console script (``argv`` None) they stay ignored until the process has
+    exited, since a Ctrl-C arriving after the restore would kill it without its exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()
         return 0
     previous = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, _terminate)
+    exiting = False
     try:
         return args.handler(args)
     except KeyboardInterrupt as err:
-        for s in (signal.SIGINT, signal.SIGTERM):   # more of them now would only cut the exit short
-            signal.signal(s, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        exiting = argv is None
         print("terminated" if isinstance(err, Terminated) else "interrupted", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
     except Exception as err:  # noqa: BLE001 - the CLI promises a message, not a traceback
@@ -291,8 +298,9 @@ def main(argv=None) -> int:
         print(f"minstn {args.command}: error: {message}", file=sys.stderr)
         return 2 if usage else 1
     finally:
-        signal.signal(signal.SIGINT, previous[0])
-        signal.signal(signal.SIGTERM, previous[1])
+        if not exiting:
+            signal.signal(signal.SIGINT, previous[0])
+            signal.signal(signal.SIGTERM, previous[1])
 
 
 if __name__ == "__main__":  # pragma: no cover

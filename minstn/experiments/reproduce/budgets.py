@@ -66,18 +66,21 @@ class Budget:
         return self.conv_epochs if cell.group == "conv" and self.conv_epochs is not None else self.epochs
 
 
+# small and medium: a seeded split of the 10,000 real MNIST test digits, batches of 64
+SPLIT_TRAIN, SPLIT_TEST, BATCH = 8000, 2000, 64
 ADDITION_MEDIUM_EPOCHS = 90   # what fits 60 minutes with --jobs 2 on 2 cores (docs/results.md)
 
 BUDGETS = {
     "tiny": Budget("tiny", train_size=256, test_size=128, epochs=1, batch_size=64, optimizer="adam", lr=1e-3,
                    loc_lr_scale=1.0, description="256 train / 128 test digits, 1 epoch: a CI smoke test"),
-    "small": Budget("small", train_size=8000, test_size=2000, epochs=10, conv_epochs=3, batch_size=64,
-                    optimizer="adam", lr=1e-3, loc_lr_scale=1.0,
+    "small": Budget("small", train_size=SPLIT_TRAIN, test_size=SPLIT_TEST, epochs=10, conv_epochs=3,
+                    batch_size=BATCH, optimizer="adam", lr=1e-3, loc_lr_scale=1.0,
                     description="8,000 train / 2,000 test real digits, Adam lr 1e-3 (localisation nets "
                                 "too), batch 64, fresh distortions each epoch; FC family "
                                 "(FCN, ST-FCN) 10 epochs, conv family (CNN, ST-CNN) 3 epochs"),
-    "medium": Budget("medium", train_size=8000, test_size=2000, epochs=25, batch_size=64, optimizer="adam",
-                     lr=2e-3, loc_lr_scale=1.0, schedule="onecycle", warmup=0.3, eval_every_epoch=True,
+    "medium": Budget("medium", train_size=SPLIT_TRAIN, test_size=SPLIT_TEST, epochs=25, batch_size=BATCH,
+                     optimizer="adam", lr=2e-3, loc_lr_scale=1.0, schedule="onecycle", warmup=0.3,
+                     eval_every_epoch=True,
                      description="8,000 train / 2,000 test real digits, Adam with a one-cycle schedule "
                                  "(peak lr 2e-3 after 30% of the updates, then down to ~0; localisation nets "
                                  "too), batch 64, fresh distortions each epoch, 25 epochs (3,125 updates) "
@@ -87,8 +90,8 @@ BUDGETS = {
                                               "pairs, Adam with a one-cycle schedule (peak lr 2e-3 after 30% "
                                               "of the updates, then down to ~0; localisation nets at lr / 10), "
                                               f"batch 64, {ADDITION_MEDIUM_EPOCHS} epochs "
-                                              f"({ADDITION_MEDIUM_EPOCHS * (8000 // 64):,} updates) for every model, the "
-                                              "test error after every epoch"}),
+                                              f"({ADDITION_MEDIUM_EPOCHS * (SPLIT_TRAIN // BATCH):,} updates) "
+                                              "for every model, the test error after every epoch"}),
     "full": Budget("full", train_size=60000, test_size=10000, epochs=10**9, batch_size=256, optimizer="sgd",
                    lr=0.01, loc_lr_scale=1.0, iterations=150_000, schedule="step", lr_step=50_000,
                    description="the paper's schedule: SGD lr 0.01 / 10 every 50k iterations, batch 256, "

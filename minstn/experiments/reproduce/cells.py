@@ -14,13 +14,15 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ...checkpoint import load_config, load_weights, save_checkpoint, write_json
 from ...data import distortion_seed, load_digits, mnist_addition, prepare_images, resolve_dataset
 from ...models import build_model, count_parameters
 from ...random import manual_seed
 from ..console import say
 from ..health import HealthMonitor, measure_health
-from ..loop import TrainingDiverged, error_rate, make_optimizer, make_scheduler, train_epoch
+from ..loop import TrainingDiverged, make_optimizer, make_scheduler, predict, train_epoch
 from .budgets import Budget
 from .paper import DISTORTION_LABEL, Cell, parse_cell
 
@@ -71,7 +73,8 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
                                 max_steps=None if max_iter is None else max_iter - iteration)
             iteration += stats["steps"]
             last = epoch >= epochs or (max_iter is not None and iteration >= max_iter)
-            err = error_rate(model, x_test, y_test) if last or budget.eval_every_epoch else None
+            wrong = np.flatnonzero(predict(model, x_test) != y_test) if last or budget.eval_every_epoch else None
+            err = None if wrong is None else len(wrong) / len(y_test)
             metrics["history"].append({"epoch": epoch, "iterations": iteration, "train_loss": stats["train_loss"],
                                        "train_acc": stats["train_acc"], "test_error": err,
                                        "seconds": round(time.perf_counter() - t0, 2)})
@@ -85,6 +88,7 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
     save_checkpoint(folder, model, config)
     health = measure_health(model, x_test[:256])
     metrics.update(status="done", test_error=metrics["history"][-1]["test_error"], iterations=iteration,
+                   test_wrong=wrong.tolist(),  # the test examples it got wrong: paired leads (.significance)
                    epochs=epoch, seconds=round(time.perf_counter() - start, 2),
                    theta_shift=None if health is None else health["theta_shift"],
                    off_canvas=None if health is None else health["off_canvas"])

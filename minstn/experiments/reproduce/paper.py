@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["PAPER_TABLE1", "PAPER_ADDITION", "TABLE1_ROWS", "ADDITION_ROWS", "DISTORTION_LABEL",
-           "MAIN_DISTORTIONS", "FIGURE_TRANSFORM", "Cell", "parse_cell", "parse_models", "parse_distortions"]
+           "MAIN_DISTORTIONS", "FIGURE_TRANSFORM", "Cell", "finished_pairs", "parse_cell", "parse_models",
+           "parse_distortions"]
 
 # Table 1 of Jaderberg et al. (NIPS 2015), test error in percent. The Proj / TPS rows are
 # as we read them in the paper; TC is reported only for FCN, CNN and the affine ST models.
@@ -77,6 +78,20 @@ class Cell:
         """``"conv"`` (CNN, ST-CNN, ST-CNN Multi) or ``"fc"`` (FCN, ST-FCN, 2xST-FCN): the
         family whose members are compared with each other and share an epoch count."""
         return "conv" if self.base in ("cnn", "st-cnn", "st-cnn-multi") else "fc"
+
+
+def finished_pairs(results: dict, cells: list[Cell], columns: list[str]):
+    """The comparisons the paper makes, where both cells finished: for each column and
+    each ST model, ``(column, cell, its metrics, its baseline's metrics)``.
+
+    ``results[(key, column)]`` is a cell's metrics dict; a cell that is missing, or whose
+    ``status`` is not ``"done"``, takes no part (nor does a baseline row itself)."""
+    for column in columns:
+        for cell in cells:
+            mine = results.get((cell.key, column))
+            base = results.get((cell.family, column)) if cell.family else None
+            if mine and base and mine.get("status") == "done" and base.get("status") == "done":
+                yield column, cell, mine, base
 
 
 def parse_cell(text: str) -> Cell:

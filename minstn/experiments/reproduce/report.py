@@ -25,7 +25,7 @@ from ...viz.geometry import to_pixels
 from ...viz.training import plot_transformer
 from .budgets import Budget
 from .cells import load_cell_model, theta_shift_text
-from .paper import DISTORTION_LABEL, FIGURE_TRANSFORM, Cell
+from .paper import DISTORTION_LABEL, FIGURE_TRANSFORM, Cell, finished_pairs
 
 __all__ = ["markdown_table", "ordering_violations", "write_report", "figure_cell", "write_figure",
            "addition_figure"]
@@ -55,17 +55,11 @@ def markdown_table(results: dict, cells: list[Cell], columns: list[str], paper: 
 def ordering_violations(results: dict, cells: list[Cell], columns: list[str]) -> list[str]:
     """Where an ST model does not beat its baseline: ST-FCN must be < FCN, ST-CNN <= CNN."""
     out = []
-    for c in columns:
-        for cell in cells:
-            fam = cell.family
-            m, b = results.get((cell.key, c)), results.get((fam, c)) if fam else None
-            if not fam or not m or not b or m.get("status") != "done" or b.get("status") != "done":
-                continue
-            st, base = m["test_error"], b["test_error"]
-            ok = st < base if fam == "fcn" else st <= base
-            if not ok:
-                out.append(f"{cell.label} on {DISTORTION_LABEL.get(c, c)}: {100 * st:.2f}% vs "
-                           f"{fam.upper()} {100 * base:.2f}%")
+    for column, cell, mine, base in finished_pairs(results, cells, columns):
+        st, err = mine["test_error"], base["test_error"]
+        if not (st < err if cell.family == "fcn" else st <= err):
+            out.append(f"{cell.label} on {DISTORTION_LABEL.get(column, column)}: {100 * st:.2f}% vs "
+                       f"{cell.family.upper()} {100 * err:.2f}%")
     return out
 
 
@@ -210,9 +204,11 @@ def _document(task, budget, seed, source, cells, columns, results, paper, second
             m = results.get((cell.key, c))
             if m is None:
                 continue
+            # the examples a cell got wrong stay in its own metrics.json (the leads summarise them)
             cells_doc.append({"model": cell.key, "label": cell.label, "column": c,
                               "test_error_percent": None if m.get("status") != "done" else 100 * m["test_error"],
-                              "paper_percent": paper.get(cell.key, {}).get(c), **m})
+                              "paper_percent": paper.get(cell.key, {}).get(c),
+                              **{k: v for k, v in m.items() if k != "test_wrong"}})
     # run_addition passes the budget with addition's changes applied (Budget.for_task); the
     # field holding them is left out, so Table 1's JSON has the same budget keys as before
     budget_doc = {k: v for k, v in dataclasses.asdict(budget).items() if k != "addition_changes"}

@@ -6,8 +6,10 @@ reads the ``table1.json`` of runs that differ only in ``--seed`` and prints Mark
 the mean test error of every cell beside the paper's (``1.23 (paper 1.2)``), the spread
 (``min-max`` over the seeds and the standard deviation), how many cells are more than
 3x the paper's error, the paper's ordering checked seed by seed (every ST-FCN below the
-FCN, every ST-CNN at or below the CNN: :func:`.report.ordering_violations`), and the mean
-|theta - identity| of each ST cell, per transformer (0: the transformer never moved).
+FCN, every ST-CNN at or below the CNN: :func:`.report.ordering_violations`), the mean
+|theta - identity| of each ST cell, per transformer (0: the transformer never moved), and
+(for runs that recorded them) each ST model's lead over its baseline with its standard
+error (:mod:`.significance`).
 """
 
 from __future__ import annotations
@@ -102,7 +104,41 @@ def seed_tables(docs: list[dict]) -> str:
                  + f" (wall time {doc['seconds'] / 60:.0f} min, {doc.get('jobs', 1)} worker processes)\n")
     text += ("\nMean |theta - identity| on test digits, over the seeds (first / second transformer for "
              f"a model with two):\n\n{theta_t}")
-    return text
+    return text + _leads_table(docs, rows, columns)
+
+
+def _leads_table(docs: list[dict], rows, columns) -> str:
+    """Each ST model's lead over its baseline (:mod:`.significance`), over the seeds: the
+    mean lead in points, its standard error (the seeds' paired standard errors combined
+    as independent: ``sqrt(sum se^2) / n``), and at how many seeds the lead exceeded its
+    own paired standard error. Empty unless every run recorded its leads."""
+    if any(d.get("leads") is None for d in docs):
+        return ""
+    by_pair = {}
+    for doc in docs:
+        for r in doc["leads"]:
+            by_pair.setdefault((r["model"], r["column"]), []).append(r)
+    n, lines = len(docs), []
+    for key, label in rows:
+        texts = []
+        for column in columns:
+            leads = by_pair.get((key, column), [])
+            if len(leads) != n:
+                texts.append("–")
+                continue
+            mean = float(np.mean([r["lead"] for r in leads]))
+            se = float(np.sqrt(np.sum([r["paired_se"] ** 2 for r in leads]))) / n
+            beyond = sum(r["lead"] > r["paired_se"] for r in leads)
+            texts.append(f"{100 * mean:+.2f} (SE {100 * se:.2f}; {beyond}/{n})")
+        if any(t != "–" for t in texts):
+            lines.append(f"| {label} | " + " | ".join(texts) + " |")
+    if not lines:
+        return ""
+    return ("\nLead of each ST model over its baseline (points: the baseline's error minus the ST "
+            "model's), mean over the seeds, its standard error (paired on the same test digits, the seeds "
+            "combined), and at how many seeds the lead was larger than its own paired standard error:\n\n"
+            "| model | " + " | ".join(DISTORTION_LABEL.get(c, c) for c in columns) + " |\n| --- | "
+            + " | ".join("---:" for _ in columns) + " |\n" + "\n".join(lines) + "\n")
 
 
 def _mean_theta_shift(cells: list[dict]) -> str:

@@ -10,9 +10,9 @@ binomials, ``sqrt(p_st (1 - p_st) / n + p_base (1 - p_base) / n)``, which is rep
 beside it. The paper's addition claim ("2xST-FCN beats the FCN") needs the lead to be
 larger than its standard error.
 
-:func:`paired_lead` does the arithmetic; :func:`family_leads` re-creates each finished
-cell's predictions on the test data from its checkpoint and pairs every ST model with
-its baseline; :func:`leads_text` writes them as a Markdown table.
+:func:`paired_lead` does the arithmetic; :func:`family_leads` pairs every finished ST
+cell with its baseline, from the test examples each got wrong (stored with the cell, or
+re-created from its checkpoint); :func:`leads_text` writes them as a Markdown table.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..loop import predict
 from .cells import load_cell_model
-from .paper import Cell
+from .paper import Cell, finished_pairs
 
 __all__ = ["family_leads", "leads_text", "paired_lead"]
 
@@ -49,28 +49,28 @@ def paired_lead(right_st: np.ndarray, right_base: np.ndarray) -> dict:
 def family_leads(results: dict, cells: list[Cell], columns: list[str], runs: Path, test_data: dict) -> list[dict]:
     """Every finished ST cell against its finished baseline of the same column.
 
-    ``test_data[column]`` is ``(x_test, y_test)``; the models are rebuilt from
-    ``runs/<key>-<column>/``. Returns one dict per pair: ``model``, ``baseline``,
-    ``column`` and the numbers of :func:`paired_lead`."""
+    ``test_data[column]`` is ``(x_test, y_test)``. A cell's per-example correctness is
+    read from its metrics (``test_wrong``, the test examples it got wrong, stored by
+    :func:`.cells.train_cell`); a cell stored before that key existed is rebuilt from
+    ``runs/<key>-<column>/`` and predicts the test data again. Returns one dict per pair:
+    ``model``, ``baseline``, ``column`` and the numbers of :func:`paired_lead`."""
     right = {}
 
-    def correct(key: str, column: str) -> np.ndarray:
+    def correct(key: str, column: str, metrics: dict) -> np.ndarray:
         if (key, column) not in right:
-            model, _ = load_cell_model(runs / f"{key}-{column}")
             x, y = test_data[column]
-            right[(key, column)] = predict(model, x) == y
+            if metrics.get("test_wrong") is not None:
+                ok = np.ones(len(y), bool)
+                ok[np.asarray(metrics["test_wrong"], np.int64)] = False
+            else:
+                model, _ = load_cell_model(runs / f"{key}-{column}")
+                ok = predict(model, x) == y
+            right[(key, column)] = ok
         return right[(key, column)]
 
-    out = []
-    for column in columns:
-        for cell in cells:
-            base = results.get((cell.family, column)) if cell.family else None
-            mine = results.get((cell.key, column))
-            if not base or not mine or base.get("status") != "done" or mine.get("status") != "done":
-                continue
-            out.append({"model": cell.key, "baseline": cell.family, "column": column,
-                        **paired_lead(correct(cell.key, column), correct(cell.family, column))})
-    return out
+    return [{"model": cell.key, "baseline": cell.family, "column": column,
+             **paired_lead(correct(cell.key, column, mine), correct(cell.family, column, base))}
+            for column, cell, mine, base in finished_pairs(results, cells, columns)]
 
 
 def leads_text(leads: list[dict], labels: dict, column_label: dict) -> str:
@@ -79,10 +79,11 @@ def leads_text(leads: list[dict], labels: dict, column_label: dict) -> str:
         return ""
     rows = []
     for r in leads:
-        ratio = r["lead"] / r["paired_se"] if r["paired_se"] > 0 else math.nan
+        # no example on which the two differ: the lead is 0 with no spread, and its ratio undefined
+        ratio = f"{r['lead'] / r['paired_se']:+.1f}" if r["paired_se"] > 0 else "–"
         rows.append(f"| {labels[r['model']]} | {r['baseline'].upper()} | {column_label.get(r['column'], r['column'])} "
                     f"| {100 * r['lead']:+.2f} | {100 * r['paired_se']:.2f} / {100 * r['unpaired_se']:.2f} "
-                    f"| {ratio:+.1f} | {r['st_only']} / {r['base_only']} |")
+                    f"| {ratio} | {r['st_only']} / {r['base_only']} |")
     return ("\nLead of each ST model over its baseline on the same test examples (points: the baseline's "
             "error minus the ST model's; positive = the ST model is better), its standard error (paired / "
             "as two independent binomials), the lead in paired standard errors, and the examples only one "
