@@ -7,7 +7,8 @@
 ``run_table1`` and ``run_addition`` train (or read back) every cell of their table
 (:mod:`.cells`), with ``jobs > 1`` first in child processes (:mod:`.children`), then
 write ``<out>/table1.md`` (or ``addition.md``: test errors in percent, the paper's
-number beside each cell, the ordering check), ``<out>/table1.json`` (every cell's
+number beside each cell, each ST model's lead over its baseline with its standard error
+(:mod:`.significance`), the ordering check), ``<out>/table1.json`` (every cell's
 settings, seeds, timings and history) and ``<out>/figures/`` (the right panel of the
 paper's Table 1) through :mod:`.report`. Budgets: :mod:`.budgets`; the command's help
 text (``HELP``) describes each.
@@ -181,9 +182,10 @@ HELP = """Reproduce the distorted-MNIST experiments of Jaderberg et al. (2015).
 
   table1    Table 1: FCN, CNN, ST-FCN and ST-CNN (Aff, Proj, TPS) on the R, RTS, P and E
             distortions (add tc with --distortions). Writes OUT/table1.md (test error in percent,
-            paper's number beside each cell), OUT/table1.json (settings, seeds, results of
-            every run) and OUT/figures/table1_<distortion>.png (inputs, predicted grids
-            T_theta(G), transformer outputs).
+            paper's number beside each cell; each ST model's lead over its baseline with its
+            standard error), OUT/table1.json (settings, seeds, results of every run) and
+            OUT/figures/table1_<distortion>.png (inputs, predicted grids T_theta(G),
+            transformer outputs).
   addition  MNIST addition (paper appendix): FCN, CNN, ST-CNN Multi and 2xST-FCN on pairs
             of RTS digits (2 channels, 19 classes). Writes OUT/addition.md/.json/figures.
 

@@ -59,9 +59,10 @@ def family_leads(results: dict, cells: list[Cell], columns: list[str], runs: Pat
     def correct(key: str, column: str, metrics: dict) -> np.ndarray:
         if (key, column) not in right:
             x, y = test_data[column]
-            if metrics.get("test_wrong") is not None:
+            wrong = _stored_wrong(metrics, len(y))
+            if wrong is not None:
                 ok = np.ones(len(y), bool)
-                ok[np.asarray(metrics["test_wrong"], np.int64)] = False
+                ok[wrong] = False
             else:
                 model, _ = load_cell_model(runs / f"{key}-{column}")
                 ok = predict(model, x) == y
@@ -71,6 +72,18 @@ def family_leads(results: dict, cells: list[Cell], columns: list[str], runs: Pat
     return [{"model": cell.key, "baseline": cell.family, "column": column,
              **paired_lead(correct(cell.key, column, mine), correct(cell.family, column, base))}
             for column, cell, mine, base in finished_pairs(results, cells, columns)]
+
+
+def _stored_wrong(metrics: dict, n: int) -> np.ndarray | None:
+    """The stored indices of the test examples a cell got wrong, when they are there and
+    agree with its test error on ``n`` examples (distinct, in range); else None."""
+    wrong, error = metrics.get("test_wrong"), metrics.get("test_error")
+    if not isinstance(wrong, list) or not isinstance(error, float) or not all(isinstance(i, int) for i in wrong):
+        return None
+    wrong = np.asarray(wrong, np.int64)
+    in_range = len(wrong) == 0 or (wrong.min() >= 0 and wrong.max() < n)
+    consistent = in_range and len(np.unique(wrong)) == len(wrong) == round(error * n)
+    return wrong if consistent else None
 
 
 def leads_text(leads: list[dict], labels: dict, column_label: dict) -> str:
