@@ -56,10 +56,10 @@ def ordering_violations(results: dict, cells: list[Cell], columns: list[str]) ->
     """Where an ST model does not beat its baseline: ST-FCN must be < FCN, ST-CNN <= CNN."""
     out = []
     for column, cell, mine, base in finished_pairs(results, cells, columns):
-        st, err = mine["test_error"], base["test_error"]
-        if not (st < err if cell.family == "fcn" else st <= err):
-            out.append(f"{cell.label} on {DISTORTION_LABEL.get(column, column)}: {100 * st:.2f}% vs "
-                       f"{cell.family.upper()} {100 * err:.2f}%")
+        st_error, base_error = mine["test_error"], base["test_error"]
+        if not (st_error < base_error if cell.family == "fcn" else st_error <= base_error):
+            out.append(f"{cell.label} on {DISTORTION_LABEL.get(column, column)}: {100 * st_error:.2f}% vs "
+                       f"{cell.family.upper()} {100 * base_error:.2f}%")
     return out
 
 

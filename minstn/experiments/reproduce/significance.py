@@ -51,8 +51,9 @@ def family_leads(results: dict, cells: list[Cell], columns: list[str], runs: Pat
 
     ``test_data[column]`` is ``(x_test, y_test)``. A cell's per-example correctness is
     read from its metrics (``test_wrong``, the test examples it got wrong, stored by
-    :func:`.cells.train_cell`); a cell stored before that key existed is rebuilt from
-    ``runs/<key>-<column>/`` and predicts the test data again. Returns one dict per pair:
+    :func:`.cells.train_cell`); a cell stored before that key existed, or whose list does
+    not agree with its test error, is rebuilt from ``runs/<key>-<column>/`` and predicts
+    the test data again. Returns one dict per pair:
     ``model``, ``baseline``, ``column`` and the numbers of :func:`paired_lead`."""
     right = {}
 
