@@ -26,6 +26,25 @@ def test_backends_agree(case):
             assert_close(value, ref[key], case["dtype"], f"{name} {key} {case['opts']}")
 
 
+def test_a_hair_inside_a_mirror_stays_inside():
+    """Reflection folds coordinates exactly in every backend, the reference included.
+
+    Identity theta on a 7-pixel column, align_corners=False: the first row's pixel
+    coordinate is ((-6/7 + 1) * 7 - 1) / 2 = 1.1e-16, a hair inside the clamp at 0. The
+    fold |x - low| mod 2*span keeps it there (the clamp's slope is 1, so the y-gradient is
+    (U_1 - U_0) * H / 2 * grad_out). The fold low + span - |t - span|, equal on paper,
+    rounds it to 0, where the slope is 0: the negative control."""
+    u = np.array([0.3, -0.1, 0.6, 0.1, -0.5, 0.4, 1.3]).reshape(1, 1, 7, 1)
+    go = np.ones_like(u)
+    theta = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    grid = reference.affine_grid_forward(theta, (1, 1, 7, 1), False)
+    iy = ((grid[0, 0, 0, 1] + 1) * 7 - 1) / 2
+    assert 0 < iy < 1e-15
+    for name, k in BACKENDS.items():
+        _, gg = k.grid_sample_backward(go, u, grid, "bilinear", "reflection", False)
+        assert gg[0, 0, 0, 1] == pytest.approx((-0.1 - 0.3) * 3.5, rel=1e-12), name
+
+
 def test_integer_coordinates_share_the_right_hand_derivative():
     """At exact integer pixel coordinates every backend gives the right-hand derivative."""
     u = np.array([[[[0.0, 1.0, 4.0, 9.0]]]])               # U_m = m^2 along x

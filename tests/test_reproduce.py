@@ -38,8 +38,14 @@ def _table_rows(md: str) -> list[list[str]]:
 
 def _first_table(md: str) -> list[list[str]]:
     """The rows of the first Markdown table of ``md`` (the results table)."""
+    return _table_after(md, "")
+
+
+def _table_after(md: str, heading: str) -> list[list[str]]:
+    """The rows of the first Markdown table after the first line that starts with ``heading``."""
     lines = md.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    first = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    start = next(i for i in range(first, len(lines)) if lines[i].startswith("|"))
     end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
     return _table_rows("\n".join(lines[start:end]))
 
@@ -170,8 +176,13 @@ def test_addition_tiny(tmp_path):
     # |theta - I| of both of 2xST-FCN's transformers, in the JSON and in the table
     two = next(c for c in doc["cells"] if c["model"] == "2xst-fcn-aff")
     assert len(two["theta_shifts"]) == 2 and two["theta_shifts"][0] == two["theta_shift"]
-    theta_row = [r for r in rows if r[0] == "2xST-FCN Aff"][-1]
-    assert theta_row[1] == " / ".join(f"{v:.3f}" for v in two["theta_shifts"])
+    md = (out / "addition.md").read_text()
+    theta_rows = _table_after(md, "Mean |theta - identity|")
+    assert theta_rows[2] == ["2xST-FCN Aff", " / ".join(f"{v:.3f}" for v in two["theta_shifts"])]
+    # the share of each grid off the canvas: what shows a collapsed transformer in the table
+    assert len(two["off_canvas_each"]) == 2 and two["off_canvas_each"][0] == two["off_canvas"]
+    off_rows = _table_after(md, "Sampling points off the canvas")
+    assert off_rows[2] == ["2xST-FCN Aff", " / ".join(f"{100 * v:.0f}%" for v in two["off_canvas_each"])]
     # the lead over the FCN on the same test pairs, from the pairs each cell got wrong
     (lead,) = doc["leads"]
     assert (lead["model"], lead["baseline"], lead["n"]) == ("2xst-fcn-aff", "fcn", R.BUDGETS["tiny"].test_size)

@@ -62,9 +62,15 @@ def pixel_coordinates(coord, size, padding_mode, align_corners):
             if span == 0:
                 ix, slope = np.zeros_like(ix), np.zeros_like(ix)
             else:
-                t = np.mod(ix - low, 2.0 * span)      # position within one period
-                ix = low + span - np.abs(t - span)
-                slope = slope * np.where(t < span, 1.0, -1.0)
+                # reflect about `low` first, then the position within one period of the
+                # triangle wave: |x - low| and its remainder are exact in floating point,
+                # so a coordinate a hair inside a mirror stays inside (where the clamp's
+                # derivative changes from 1 to 0)
+                side = np.where(ix < low, -1.0, 1.0)
+                t = np.mod(np.abs(ix - low), 2.0 * span)
+                rising = t < span
+                ix = np.where(rising, t + low, 2.0 * span - t + low)
+                slope = slope * side * np.where(rising, 1.0, -1.0)
         if padding_mode in ("border", "reflection"):
             inside = (ix > 0.0) & (ix < size - 1.0)
             ix, slope = np.clip(ix, 0.0, size - 1.0), slope * inside
@@ -111,12 +117,15 @@ def kernel_derivative(coord, size, mode):
     derivative of k(d) = max(0, 1 - |d|) with d = x_s - m:
         dk/dx_s = -1 for 0 <= d < 1,  +1 for -1 <= d < 0,  0 otherwise,
     which differs from the literal eq. (7) only at the two kinks d = 0 and d = -1.
+    The two conditions are m = floor(x_s) and m = floor(x_s) + 1, and they are tested in
+    that form: floor is exact, while x_s - m can round (x_s = -1e-16 gives
+    x_s - 1 = -1.0, which would put pixel 1 on the rising side too).
     """
     m = np.arange(size, dtype=np.float64)
-    d = coord[..., None] - m
+    left = np.floor(coord)[..., None]
     if mode == "nearest":
-        return np.zeros_like(d)                   # piecewise constant
-    return np.where((d >= 0.0) & (d < 1.0), -1.0, np.where((d >= -1.0) & (d < 0.0), 1.0, 0.0))
+        return np.zeros(left.shape[:-1] + (size,))   # piecewise constant
+    return np.where(m == left, -1.0, np.where(m == left + 1.0, 1.0, 0.0))
 
 
 def _prepare(input, grid, padding_mode, align_corners, fill_value):

@@ -75,21 +75,23 @@ BUDGETS = {
                    loc_lr_scale=1.0, description="256 train / 128 test digits, 1 epoch: a CI smoke test"),
     "small": Budget("small", train_size=SPLIT_TRAIN, test_size=SPLIT_TEST, epochs=10, conv_epochs=3,
                     batch_size=BATCH, optimizer="adam", lr=1e-3, loc_lr_scale=1.0,
-                    description="8,000 train / 2,000 test real digits, Adam lr 1e-3 (localisation nets "
-                                "too), batch 64, fresh distortions each epoch; FC family "
+                    description=f"{SPLIT_TRAIN:,} train / {SPLIT_TEST:,} test real digits, Adam lr 1e-3 (localisation "
+                                f"nets too), batch {BATCH}, fresh distortions each epoch; FC family "
                                 "(FCN, ST-FCN) 10 epochs, conv family (CNN, ST-CNN) 3 epochs"),
     "medium": Budget("medium", train_size=SPLIT_TRAIN, test_size=SPLIT_TEST, epochs=25, batch_size=BATCH,
                      optimizer="adam", lr=2e-3, loc_lr_scale=1.0, schedule="onecycle", warmup=0.3,
                      eval_every_epoch=True,
-                     description="8,000 train / 2,000 test real digits, Adam with a one-cycle schedule "
-                                 "(peak lr 2e-3 after 30% of the updates, then down to ~0; localisation nets "
-                                 "too), batch 64, fresh distortions each epoch, 25 epochs (3,125 updates) "
-                                 "for every model, the test error after every epoch (the learning curves)",
+                     description=f"{SPLIT_TRAIN:,} train / {SPLIT_TEST:,} test real digits, Adam with a one-cycle "
+                                 "schedule (peak lr 2e-3 after 30% of the updates, then down to ~0; "
+                                 f"localisation nets too), batch {BATCH}, fresh distortions each epoch, "
+                                 f"25 epochs ({25 * (SPLIT_TRAIN // BATCH):,} updates) for every model, the "
+                                 "test error after every epoch (the learning curves)",
                      addition_changes={"epochs": ADDITION_MEDIUM_EPOCHS, "loc_lr_scale": 0.1,
-                               "description": "8,000 train pairs per epoch from 8,000 real digits, 2,000 test "
-                                              "pairs, Adam with a one-cycle schedule (peak lr 2e-3 after 30% "
-                                              "of the updates, then down to ~0; localisation nets at lr / 10), "
-                                              f"batch 64, {ADDITION_MEDIUM_EPOCHS} epochs "
+                               "description": f"{SPLIT_TRAIN:,} train pairs per epoch from {SPLIT_TRAIN:,} real "
+                                              f"digits, {SPLIT_TEST:,} test pairs, Adam with a one-cycle "
+                                              "schedule (peak lr 2e-3 after 30% of the updates, then down to "
+                                              "~0; localisation nets at lr / 10), "
+                                              f"batch {BATCH}, {ADDITION_MEDIUM_EPOCHS} epochs "
                                               f"({ADDITION_MEDIUM_EPOCHS * (SPLIT_TRAIN // BATCH):,} updates) "
                                               "for every model, the test error after every epoch"}),
     "full": Budget("full", train_size=60000, test_size=10000, epochs=10**9, batch_size=256, optimizer="sgd",

@@ -27,7 +27,7 @@ from .budgets import Budget
 from .paper import DISTORTION_LABEL, Cell, parse_cell
 
 __all__ = ["train_cell", "stored_cell", "run_cell", "load_cell_model", "build_cell_model", "load_budget_digits",
-           "column_data", "theta_shift_text"]
+           "column_data", "theta_shift_text", "off_canvas_text"]
 
 
 def build_cell_model(cell: Cell, in_size: int, num_classes: int, in_channels: int):
@@ -141,6 +141,13 @@ def theta_shift_text(metrics: dict) -> str:
     without a transformer."""
     shifts = metrics.get("theta_shifts") or [metrics.get("theta_shift")]
     return "–" if shifts[0] is None else " / ".join(f"{v:.3f}" for v in shifts)
+
+
+def off_canvas_text(metrics: dict) -> str:
+    """A cell's share of sampling points off the canvas, in percent: "8%", "8% / 44%" for a
+    model with two transformers (as :func:`theta_shift_text`), "–" without a transformer."""
+    shares = metrics.get("off_canvas_each") or [metrics.get("off_canvas")]
+    return "–" if shares[0] is None else " / ".join(f"{100 * v:.0f}%" for v in shares)
 
 
 def load_cell_model(folder: Path):

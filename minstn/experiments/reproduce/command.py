@@ -8,7 +8,8 @@
 (:mod:`.cells`), with ``jobs > 1`` first in child processes (:mod:`.children`), then
 write ``<out>/table1.md`` (or ``addition.md``: test errors in percent, the paper's
 number beside each cell, each ST model's lead over its baseline with its standard error
-(:mod:`.significance`), the ordering check), ``<out>/table1.json`` (every cell's
+(:mod:`.significance`), the ordering check, and per transformer its mean |theta - I|
+and the share of its grid off the canvas), ``<out>/table1.json`` (every cell's
 settings, seeds, timings and history) and ``<out>/figures/`` (the right panel of the
 paper's Table 1) through :mod:`.report`. Budgets: :mod:`.budgets`; the command's help
 text (``HELP``) describes each.
@@ -183,7 +184,8 @@ HELP = """Reproduce the distorted-MNIST experiments of Jaderberg et al. (2015).
   table1    Table 1: FCN, CNN, ST-FCN and ST-CNN (Aff, Proj, TPS) on the R, RTS, P and E
             distortions (add tc with --distortions). Writes OUT/table1.md (test error in percent,
             paper's number beside each cell; each ST model's lead over its baseline with its
-            standard error), OUT/table1.json (settings, seeds, results of every run) and
+            standard error; each transformer's |theta - I| and share of its grid off the
+            canvas), OUT/table1.json (settings, seeds, results of every run) and
             OUT/figures/table1_<distortion>.png (inputs, predicted grids T_theta(G),
             transformer outputs).
   addition  MNIST addition (paper appendix): FCN, CNN, ST-CNN Multi and 2xST-FCN on pairs

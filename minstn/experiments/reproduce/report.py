@@ -24,7 +24,7 @@ from ...models import transformers_of
 from ...viz.geometry import to_pixels
 from ...viz.training import plot_transformer
 from .budgets import Budget
-from .cells import load_cell_model, theta_shift_text
+from .cells import load_cell_model, off_canvas_text, theta_shift_text
 from .paper import DISTORTION_LABEL, FIGURE_TRANSFORM, Cell, finished_pairs
 
 __all__ = ["markdown_table", "ordering_violations", "write_report", "figure_cell", "write_figure",
@@ -182,17 +182,25 @@ def _ordering_text(results, cells, columns) -> str:
 
 
 def _theta_text(results, cells, columns) -> str:
-    rows = []
-    for cell in cells:
-        if not cell.family:
-            continue
-        texts = [theta_shift_text(results.get((cell.key, c), {})) for c in columns]
-        rows.append(f"| {cell.label} | " + " | ".join(texts) + " |")
+    """Two tables of the transformers' state after training: how far theta moved from the
+    identity, and the share of the sampling grid that falls off the input (a transformer
+    that collapsed shows 90-100% there, and its classifier saw blank images)."""
+    return (_transformer_table("Mean |theta - identity| on test digits (0 = never moved from its identity "
+                               "initialisation; first / second transformer for a model with two)",
+                               theta_shift_text, results, cells, columns)
+            + _transformer_table("Sampling points off the canvas on test digits (the share of the grid "
+                                 "T_theta(G) outside the input; the health monitor calls 90% or more a "
+                                 "collapse)",
+                                 off_canvas_text, results, cells, columns))
+
+
+def _transformer_table(title, cell_text, results, cells, columns) -> str:
+    """One row per model with a transformer, one column per distortion: ``cell_text(metrics)``."""
+    rows = [f"| {cell.label} | " + " | ".join(cell_text(results.get((cell.key, c), {})) for c in columns) + " |"
+            for cell in cells if cell.family]
     if not rows:
         return ""
-    return ("\nMean |theta - identity| on test digits (0 = never moved from its identity "
-            "initialisation; first / second transformer for a model with two):\n\n| model | "
-            + " | ".join(DISTORTION_LABEL.get(c, c) for c in columns)
+    return (f"\n{title}:\n\n| model | " + " | ".join(DISTORTION_LABEL.get(c, c) for c in columns)
             + " |\n| --- | " + " | ".join("---:" for _ in columns) + " |\n" + "\n".join(rows) + "\n")
 
 
