@@ -45,6 +45,23 @@ def test_a_hair_inside_a_mirror_stays_inside():
         assert gg[0, 0, 0, 1] == pytest.approx((-0.1 - 0.3) * 3.5, rel=1e-12), name
 
 
+def test_a_hair_below_an_integer_takes_the_floor_taps():
+    """A pixel coordinate 1.1e-16 below 0 has taps -1 (outside, zero padding) and 0 in
+    every backend: the y-gradient is (U_0 - 0) * H / 2 * grad_out. Identity theta on a
+    5-pixel column, align_corners=False: ((-4/5 + 1) * 5 - 1) / 2 = -1.1e-16. Testing
+    the taps by x - m instead of floor(x) rounds -1.1e-16 - 1 to -1.0 and also counts
+    pixel 1 as a right-hand tap: the negative control."""
+    u = np.array([0.3, -0.1, 0.6, 0.1, -0.5]).reshape(1, 1, 5, 1)
+    go = np.ones_like(u)
+    theta = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    grid = reference.affine_grid_forward(theta, (1, 1, 5, 1), False)
+    iy = ((grid[0, 0, 0, 1] + 1) * 5 - 1) / 2
+    assert -1e-15 < iy < 0
+    for name, k in BACKENDS.items():
+        _, gg = k.grid_sample_backward(go, u, grid, "bilinear", "zeros", False)
+        assert gg[0, 0, 0, 1] == pytest.approx(0.3 * 2.5, rel=1e-12), name
+
+
 def test_integer_coordinates_share_the_right_hand_derivative():
     """At exact integer pixel coordinates every backend gives the right-hand derivative."""
     u = np.array([[[[0.0, 1.0, 4.0, 9.0]]]])               # U_m = m^2 along x
