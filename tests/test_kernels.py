@@ -26,6 +26,18 @@ def test_backends_agree(case):
             assert_close(value, ref[key], case["dtype"], f"{name} {key} {case['opts']}")
 
 
+def _identity_column_first_row(column, padding_mode):
+    """Identity theta on a one-pixel-wide column, align_corners=False, grad_out = 1: the
+    first row's pixel coordinate ((y + 1) * H - 1) / 2, and each backend's y-gradient there."""
+    u = np.array(column).reshape(1, 1, len(column), 1)
+    theta = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
+    grid = reference.affine_grid_forward(theta, u.shape, False)
+    iy = ((grid[0, 0, 0, 1] + 1) * len(column) - 1) / 2
+    grads = {name: k.grid_sample_backward(np.ones_like(u), u, grid, "bilinear", padding_mode, False)[1]
+             for name, k in BACKENDS.items()}
+    return iy, {name: gg[0, 0, 0, 1] for name, gg in grads.items()}
+
+
 def test_a_hair_inside_a_mirror_stays_inside():
     """Reflection folds coordinates exactly in every backend, the reference included.
 
@@ -34,15 +46,10 @@ def test_a_hair_inside_a_mirror_stays_inside():
     fold |x - low| mod 2*span keeps it there (the clamp's slope is 1, so the y-gradient is
     (U_1 - U_0) * H / 2 * grad_out). The fold low + span - |t - span|, equal on paper,
     rounds it to 0, where the slope is 0: the negative control."""
-    u = np.array([0.3, -0.1, 0.6, 0.1, -0.5, 0.4, 1.3]).reshape(1, 1, 7, 1)
-    go = np.ones_like(u)
-    theta = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
-    grid = reference.affine_grid_forward(theta, (1, 1, 7, 1), False)
-    iy = ((grid[0, 0, 0, 1] + 1) * 7 - 1) / 2
+    iy, grads = _identity_column_first_row([0.3, -0.1, 0.6, 0.1, -0.5, 0.4, 1.3], "reflection")
     assert 0 < iy < 1e-15
-    for name, k in BACKENDS.items():
-        _, gg = k.grid_sample_backward(go, u, grid, "bilinear", "reflection", False)
-        assert gg[0, 0, 0, 1] == pytest.approx((-0.1 - 0.3) * 3.5, rel=1e-12), name
+    for name, grad in grads.items():
+        assert grad == pytest.approx((-0.1 - 0.3) * 3.5, rel=1e-12), name
 
 
 def test_a_hair_below_an_integer_takes_the_floor_taps():
@@ -51,15 +58,10 @@ def test_a_hair_below_an_integer_takes_the_floor_taps():
     5-pixel column, align_corners=False: ((-4/5 + 1) * 5 - 1) / 2 = -1.1e-16. Testing
     the taps by x - m instead of floor(x) rounds -1.1e-16 - 1 to -1.0 and also counts
     pixel 1 as a right-hand tap: the negative control."""
-    u = np.array([0.3, -0.1, 0.6, 0.1, -0.5]).reshape(1, 1, 5, 1)
-    go = np.ones_like(u)
-    theta = np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
-    grid = reference.affine_grid_forward(theta, (1, 1, 5, 1), False)
-    iy = ((grid[0, 0, 0, 1] + 1) * 5 - 1) / 2
+    iy, grads = _identity_column_first_row([0.3, -0.1, 0.6, 0.1, -0.5], "zeros")
     assert -1e-15 < iy < 0
-    for name, k in BACKENDS.items():
-        _, gg = k.grid_sample_backward(go, u, grid, "bilinear", "zeros", False)
-        assert gg[0, 0, 0, 1] == pytest.approx(0.3 * 2.5, rel=1e-12), name
+    for name, grad in grads.items():
+        assert grad == pytest.approx(0.3 * 2.5, rel=1e-12), name
 
 
 def test_integer_coordinates_share_the_right_hand_derivative():

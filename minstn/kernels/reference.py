@@ -121,10 +121,10 @@ def kernel_derivative(coord, size, mode):
     that form: floor is exact, while x_s - m can round (x_s = -1e-16 gives
     x_s - 1 = -1.0, which would put pixel 1 on the rising side too).
     """
-    m = np.arange(size, dtype=np.float64)
-    left = np.floor(coord)[..., None]
     if mode == "nearest":
-        return np.zeros(left.shape[:-1] + (size,))   # piecewise constant
+        return np.zeros(np.shape(coord) + (size,))   # piecewise constant
+    m = np.arange(size, dtype=np.float64)
+    left = np.floor(coord)[..., None]             # the left tap x0 = floor(x_s)
     return np.where(m == left, -1.0, np.where(m == left + 1.0, 1.0, 0.0))
 
 

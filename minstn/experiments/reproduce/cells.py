@@ -139,15 +139,20 @@ def theta_shift_text(metrics: dict) -> str:
     """A cell's mean |theta - identity|: "0.123", "0.123 / 0.045" for a model with two
     transformers (cells stored before ``theta_shifts`` existed show the first only), "–"
     without a transformer."""
-    shifts = metrics.get("theta_shifts") or [metrics.get("theta_shift")]
-    return "–" if shifts[0] is None else " / ".join(f"{v:.3f}" for v in shifts)
+    return _per_transformer(metrics.get("theta_shifts") or [metrics.get("theta_shift")], "{:.3f}")
 
 
 def off_canvas_text(metrics: dict) -> str:
     """A cell's share of sampling points off the canvas, in percent: "8%", "8% / 44%" for a
     model with two transformers (as :func:`theta_shift_text`), "–" without a transformer."""
     shares = metrics.get("off_canvas_each") or [metrics.get("off_canvas")]
-    return "–" if shares[0] is None else " / ".join(f"{100 * v:.0f}%" for v in shares)
+    return _per_transformer([None if v is None else 100 * v for v in shares], "{:.0f}%")
+
+
+def _per_transformer(values: list, form: str) -> str:
+    """``values`` (one per transformer) written with ``form``, joined by " / "; "–" when
+    the first is None (a model without a transformer)."""
+    return "–" if values[0] is None else " / ".join(form.format(v) for v in values)
 
 
 def load_cell_model(folder: Path):

@@ -123,7 +123,7 @@ def write_report(task: str, title: str, out: Path, budget: Budget, seed: int, so
                    seconds, trained, len(results) - trained, jobs)
     text += "\n" + markdown_table(results, cells, columns, paper, column_label) + "\n" + note
     text += _ordering_text(results, cells, columns)
-    text += _theta_text(results, cells, columns)
+    text += _transformer_tables(results, cells, columns)
     (out / f"{task}.md").write_text(text)
     announce(f"wrote {out / f'{task}.md'}, {out / f'{task}.json'}"
              + (f" and {len(figure_paths)} figures" if figure_paths else ""))
@@ -181,7 +181,7 @@ def _ordering_text(results, cells, columns) -> str:
     return "\nPaper's ordering does NOT hold in:\n\n" + "\n".join(f"- {b}" for b in bad) + "\n"
 
 
-def _theta_text(results, cells, columns) -> str:
+def _transformer_tables(results, cells, columns) -> str:
     """Two tables of the transformers' state after training: how far theta moved from the
     identity, and the share of the sampling grid that falls off the input (a transformer
     that collapsed shows 90-100% there, and its classifier saw blank images)."""
