@@ -1,10 +1,11 @@
 """Benchmark: the ST-CNN's convolution and pooling layers, minstn vs PyTorch, fwd and bwd.
 
-    python benchmarks/layers.py [--repeats 5] [names ...]
+    python benchmarks/layers.py [--repeats 5] [--batch 256] [names ...]
 
-The layers of ``build_model("st-cnn", 42)`` at batch 256 (float32): ``conv1`` (1 -> 64,
-9x9 on 42x42), ``pool1`` (2x2 max on 64 x 34x34), ``conv2`` (64 -> 64, 7x7 on 17x17:
-the im2col matrix is 388 MB), ``pool2``, and the localisation net's ``lconv2``
+The layers of ``build_model("st-cnn", 42)``, float32, at batch 256 by default
+(``--batch 64`` is ``minstn train``'s default): ``conv1`` (1 -> 64, 9x9 on 42x42),
+``pool1`` (2x2 max on 64 x 34x34), ``conv2`` (64 -> 64, 7x7 on 17x17, which takes the
+DFT route of ``minstn.kernels.conv_dft``), ``pool2``, and the localisation net's ``lconv2``
 (20 -> 20, 5x5 on 10x10). Each layer's forward and backward (with gradients for the
 input and every parameter, as in training) is timed in ONE process, minstn and torch
 interleaved, median of the repeats; torch gets as many threads as Numba. The script
@@ -25,6 +26,7 @@ from _common import describe_run
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batch", type=int, default=256)
     p.add_argument("names", nargs="*")
     args = p.parse_args(argv)
     import torch
@@ -33,6 +35,7 @@ def main(argv=None):
     describe_run(f"numpy {np.__version__}, numba {numba.__version__} ({numba.get_num_threads()} threads), "
                  f"torch {torch.__version__} ({torch.get_num_threads()} threads)\n")
     rng = np.random.default_rng(0)
+    n = args.batch
 
     def arr(shape, scale=1.0):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
@@ -40,11 +43,11 @@ def main(argv=None):
     conv = (lambda x, w, b: NF.conv2d(x, w, b), lambda x, w, b: tf.conv2d(x, w, b))
     pool = (lambda x: NF.max_pool2d(x, 2), lambda x: tf.max_pool2d(x, 2))
     cases = {
-        "conv1": conv + ([arr((256, 1, 42, 42)), arr((64, 1, 9, 9), 0.1), np.zeros(64, np.float32)],),
-        "pool1": pool + ([arr((256, 64, 34, 34))],),
-        "conv2": conv + ([arr((256, 64, 17, 17)), arr((64, 64, 7, 7), 0.02), np.zeros(64, np.float32)],),
-        "pool2": pool + ([arr((256, 64, 11, 11))],),
-        "lconv2": conv + ([arr((256, 20, 10, 10)), arr((20, 20, 5, 5), 0.05), np.zeros(20, np.float32)],),
+        "conv1": conv + ([arr((n, 1, 42, 42)), arr((64, 1, 9, 9), 0.1), np.zeros(64, np.float32)],),
+        "pool1": pool + ([arr((n, 64, 34, 34))],),
+        "conv2": conv + ([arr((n, 64, 17, 17)), arr((64, 64, 7, 7), 0.02), np.zeros(64, np.float32)],),
+        "pool2": pool + ([arr((n, 64, 11, 11))],),
+        "lconv2": conv + ([arr((n, 20, 10, 10)), arr((20, 20, 5, 5), 0.05), np.zeros(20, np.float32)],),
     }
 
     def run_minstn(op, *arrays):

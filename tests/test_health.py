@@ -106,7 +106,7 @@ def test_monitor_watches_every_transformer():
     assert monitor.events == [{"epoch": 1, "step": 2, "transformer": 2,
                                "reason": "100% of the sampling points are off the canvas"}]
     assert said == ["transformer 2 of 2 collapsed at epoch 1, step 2: 100% of the sampling points are off "
-                    "the canvas (training goes on; `minstn train --guard` would restore the last healthy weights)"]
+                    "the canvas (training goes on; `--guard` would restore the last healthy weights)"]
     for step in range(3, 50):                 # still collapsed: nothing new in this epoch
         monitor.after_step(1, step)
     assert len(monitor.events) == 1 and len(said) == 1

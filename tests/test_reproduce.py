@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from minstn.experiments import reproduce as R
+from minstn.experiments.guard import GUARD_RETRIES
 from minstn.experiments.loop import predict
 from minstn.experiments.reproduce.cells import column_data, load_budget_digits
 from minstn.experiments.reproduce.significance import family_leads
@@ -363,6 +364,44 @@ def test_epochs_override_reaches_the_children_and_the_settings(tmp_path, capsys)
     assert _parse(["reproduce", "addition", "--loc-lr-scale", "0.1"]).loc_lr_scale == 0.1
     with pytest.raises(SystemExit):
         _parse(["reproduce", "addition", "--loc-lr-scale", "0"])
+
+
+def test_guard_override_reaches_the_children_and_the_st_settings():
+    """``--guard``: a flag without a value for the ``--jobs`` children, in the figure titles,
+    in the ST cells' settings only; cells trained without it keep their settings (no key)."""
+    tiny, guarded = R.BUDGETS["tiny"], R.Overrides(guard=True)
+    assert guarded.apply(tiny).guard and not tiny.guard
+    assert guarded.argv() == ["--guard"] and guarded.label(tiny) == "tiny budget, guarded"
+    assert R.Overrides(guard=False).argv() == [] and R.Overrides(guard=False).apply(tiny) == tiny
+    assert _parse(["reproduce", "table1", *guarded.argv()]).guard
+    assert not _parse(["reproduce", "table1"]).guard
+    st, fcn = R.parse_cell("st-fcn-aff"), R.parse_cell("fcn")
+    assert R.cell_settings(guarded.apply(tiny), st, "r", 0, "table1", "x")["guard"] is True
+    assert "guard" not in R.cell_settings(tiny, st, "r", 0, "table1", "x")
+    assert R.cell_settings(guarded.apply(tiny), fcn, "r", 0, "table1", "x") == R.cell_settings(
+        tiny, fcn, "r", 0, "table1", "x")
+
+
+def test_guard_sends_a_collapsed_cell_back_to_its_last_healthy_epoch(tmp_path):
+    """Localisers at 300 x the lr drive the transformer off the canvas within an epoch.
+    Without the guard the cell trains on (the collapse recorded); with it, the cell goes
+    back to its last healthy state with the localisers' lr a tenth each time, and it ends
+    done (healthy) or, when that did not help, ``collapsed``."""
+    kw = dict(budget="tiny", distortions="r", models=["st-fcn-aff"], epochs=3, loc_lr_scale=300.0,
+              figures=False)
+    kw.update(data_dir=str(MNIST_DIR)) if HAVE_MNIST else kw.update(dataset="glyphs")
+    plain = R.run_table1(out=tmp_path / "plain", announce=lambda s: None, **kw)["cells"][0]
+    assert plain["status"] == "done" and plain["collapses"] and "guard" not in plain["settings"]
+    said = []
+    cell = R.run_table1(out=tmp_path / "guarded", announce=said.append, guard=True, **kw)["cells"][0]
+    restores = [m for m in said if "guard: restored the last healthy weights" in m]
+    assert restores and cell["settings"]["guard"] is True
+    lrs = [float(m.split("localisation lr now ")[1].split(",")[0]) for m in restores]
+    assert all(b == pytest.approx(a * 0.1, rel=1e-2) for a, b in zip(lrs, lrs[1:]))
+    if cell["status"] == "done":
+        assert cell["guard_restores"] == len(restores) and cell["off_canvas"] < 0.9
+    else:
+        assert cell["status"] == "collapsed" and len(restores) == GUARD_RETRIES
 
 
 def test_jobs_child_failure_names_the_cell(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 
 * ``loop.py``       the one training loop (``train_epoch``), evaluation, the optimiser
 * ``health.py``     the transformer's health monitor (theta shift, grid off the canvas, collapse)
+* ``guard.py``      back to the last healthy weights when a transformer collapses (``--guard``)
 * ``runs.py``       a run folder: what ``minstn train`` keeps in it and the rules for writing there
 * ``train.py``      ``minstn train`` / ``minstn evaluate``: ``TrainConfig``, ``train``, ``evaluate``
 * ``reproduce/``    ``minstn reproduce``: the paper's tables, cell by cell

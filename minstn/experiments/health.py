@@ -165,9 +165,9 @@ class HealthMonitor:
         if self.stop:
             raise TransformerCollapsed(message)
         if not stats["finite"]:   # nothing can be learnt from here on: stop, as for a NaN loss
-            raise TrainingDiverged(message + "; stopped training (`minstn train --guard` would restore the "
+            raise TrainingDiverged(message + "; stopped training (`--guard` would restore the "
                                              "last healthy weights)")
-        self.announce(message + " (training goes on; `minstn train --guard` would restore the last healthy "
+        self.announce(message + " (training goes on; `--guard` would restore the last healthy "
                                  "weights)")
 
     def postfix(self) -> dict:

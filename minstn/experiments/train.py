@@ -21,7 +21,6 @@ config gives the same metrics on the same machine, whatever the thread count
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -42,17 +41,16 @@ from ..models import build_model, count_parameters
 from ..random import manual_seed
 from ..viz.training import plot_training_curves, plot_transformer
 from .console import UsageError, deferred_signals, say
+from .guard import GUARD_FACTOR, GUARD_RETRIES, Guard
 from .health import HealthMonitor, TransformerCollapsed, measure_health
 from .runs import METRICS_FILE, load_resume_state, prepare_run_folder, save_resume_state
-from .loop import (LOCALISATION, OPTIMIZERS, SCHEDULES, TrainingDiverged, error_rate, make_optimizer,
+from .loop import (OPTIMIZERS, SCHEDULES, TrainingDiverged, error_rate, make_optimizer,
                    make_scheduler, train_epoch)
 
 __all__ = ["TrainConfig", "train", "evaluate", "load_model", "prepare_data", "MODELS", "GUARD_FACTOR",
            "GUARD_RETRIES"]
 
 MODELS = tuple(_MODEL_BUILDERS)  # fcn, cnn, st-fcn, st-cnn, st-cnn-multi, 2xst-fcn
-GUARD_FACTOR = 0.1   # --guard: the localisation lr is multiplied by this at each collapse
-GUARD_RETRIES = 3    # ... at most this many times, then training stops ("collapsed")
 
 
 @dataclass
@@ -157,44 +155,6 @@ def _health_entry(health: dict | None) -> dict:
     return {k: health[k] for k in ("theta_shift", "off_canvas", "spread", "scale", "rotation") if k in health}
 
 
-class _Guard:
-    """``--guard``: the last healthy state of the model, optimiser and schedule, and what
-    to do when the transformer collapses (restore it, lower the localisation lr)."""
-
-    def __init__(self, model, optimizer, scheduler, announce):
-        self.model, self.optimizer, self.scheduler, self.announce = model, optimizer, scheduler, announce
-        self.retries = 0
-        self.save()
-
-    def save(self) -> None:
-        """Remember the current (healthy) state; its lrs already hold the earlier reductions."""
-        self.state = (self.model.state_dict(), copy.deepcopy(self.optimizer.state_dict()),
-                      None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict()))
-        self.factor = 1.0     # the reduction to apply on top of the saved state
-
-    def restore(self, err: TransformerCollapsed) -> None:
-        """Back to the last healthy state with the localisation lr times GUARD_FACTOR, or
-        re-raise when GUARD_RETRIES restores did not help."""
-        if self.retries >= GUARD_RETRIES:
-            raise err
-        self.retries += 1
-        self.factor *= GUARD_FACTOR
-        weights, opt_state, sched_state = self.state
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(opt_state)
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(sched_state)
-        for index, group in enumerate(self.optimizer.param_groups):
-            if group.get("name") == LOCALISATION:
-                if self.scheduler is None:
-                    group["lr"] *= self.factor
-                else:
-                    self.scheduler.scale_group(index, self.factor)
-                lr = group["lr"]
-        self.announce(f"{err}; guard: restored the last healthy weights, localisation lr now {lr:.3g}, "
-                      f"repeating the epoch ({self.retries} of {GUARD_RETRIES})")
-
-
 def _data_identity(config: TrainConfig, data) -> dict:
     """What identifies the digits of a run (stored in config.json, checked by ``evaluate``)."""
     return {**data.identity, "distortion": config.distortion,
@@ -259,7 +219,7 @@ def train(config: TrainConfig | None = None, announce=say, resume: bool = False,
         announce(f"resuming the run in {out} after epoch {meta['epoch']} of {config.epochs}")
     else:
         save_checkpoint(out, model, saved_config)  # a "last good" checkpoint exists from the start
-    guard = _Guard(model, optimizer, scheduler, announce) if config.guard else None
+    guard = Guard(model, optimizer, scheduler, announce) if config.guard else None
     if guard is not None:
         guard.retries = retries
     announce(f"training {config.model} ({metrics['parameters']:,} parameters) on {len(data.x_train)} "

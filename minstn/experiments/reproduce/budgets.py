@@ -3,8 +3,8 @@
 ``cell_settings`` is everything that decides a cell's result (budget, model, column,
 seed, data); a stored cell is reused only when its settings are exactly these
 (:mod:`.cells`). ``cell_cost`` orders cells longest first for ``--jobs N``.
-:class:`Overrides` is what ``--epochs``, ``--max-updates`` and ``--loc-lr-scale`` change in
-a named budget.
+:class:`Overrides` is what ``--epochs``, ``--max-updates``, ``--loc-lr-scale`` and ``--guard``
+change in a named budget.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..guard import GUARD_FACTOR
 from .paper import Cell
 
 __all__ = ["Budget", "BUDGETS", "Overrides", "cell_settings", "cell_cost"]
@@ -54,6 +55,7 @@ class Budget:
     warmup: float = 0.3           # onecycle: the share of a cell's updates spent warming up
     clip: float | None = None     # clip the gradients' global norm to this
     weight_decay: float = 0.0
+    guard: bool = False           # on a collapse: back to the last healthy epoch (experiments.guard)
     addition_changes: dict | None = dataclasses.field(default=None, hash=False)  # unhashable: left out of the hash
 
     def for_task(self, task: str) -> Budget:
@@ -116,6 +118,7 @@ def cell_settings(budget: Budget, cell: Cell, distortion: str, seed: int, task: 
     s["epochs"] = budget.epochs_for(cell)
     if cell.transform is None:
         s.pop("loc_lr_scale")
+        s.pop("guard", None)
     if cell.base in ("st-fcn", "st-cnn"):
         # minstn.models draws these models' classifier first, with the plain FCN / CNN's
         # weights ("paired"); cells stored before that change lack the key and retrain
@@ -127,7 +130,7 @@ def cell_settings(budget: Budget, cell: Cell, distortion: str, seed: int, task: 
     return s
 
 
-_RECIPE = ("schedule", "warmup", "clip", "weight_decay")
+_RECIPE = ("schedule", "warmup", "clip", "weight_decay", "guard")
 _SIDE = {"rts": 42, "tc": 60, "addition": 42}  # input side per distortion (others: 28)
 
 
@@ -154,8 +157,10 @@ def cell_cost(cell: Cell, budget: Budget, distortion: str) -> float:
 class Overrides:
     """What the command line changes in a named budget: ``epochs`` (every model, both
     families, trains that many epochs, its schedule stretched over them), ``max_updates``
-    (every cell stops after at most that many updates: a slice of a long budget) and
-    ``loc_lr_scale`` (the localisation nets learn at lr times this). Each goes into the
+    (every cell stops after at most that many updates: a slice of a long budget),
+    ``loc_lr_scale`` (the localisation nets learn at lr times this) and ``guard`` (a
+    transformer that collapses is sent back to its last healthy epoch with its
+    localisation lr lowered: :mod:`minstn.experiments.guard`). Each goes into the
     cells' settings, so cells of different overrides never mix; ``--jobs`` children get
     them back as the same flags (:meth:`argv`)."""
 
@@ -165,6 +170,7 @@ class Overrides:
                                                                         "label": "{:,} updates"})
     loc_lr_scale: float | None = dataclasses.field(default=None, metadata={"flag": "--loc-lr-scale",
                                                                            "label": "localisers at lr x {:g}"})
+    guard: bool | None = dataclasses.field(default=None, metadata={"flag": "--guard", "label": "guarded"})
 
     def apply(self, budget: Budget) -> Budget:
         """``budget`` with these changes (its description says what changed)."""
@@ -182,11 +188,17 @@ class Overrides:
             budget = dataclasses.replace(budget, loc_lr_scale=self.loc_lr_scale,
                                          description=f"{budget.description}; localisation nets at lr x "
                                                      f"{self.loc_lr_scale:g} (--loc-lr-scale)")
+        if self.guard:
+            budget = dataclasses.replace(budget, guard=True,
+                                         description=f"{budget.description}; a collapsed transformer goes "
+                                                     f"back to its last healthy epoch, localisers' lr x "
+                                                     f"{GUARD_FACTOR:g} (--guard)")
         return budget
 
     def _given(self):
         """(field, value) of every override that is set, in the order of the fields."""
-        return [(f, getattr(self, f.name)) for f in dataclasses.fields(self) if getattr(self, f.name) is not None]
+        return [(f, getattr(self, f.name)) for f in dataclasses.fields(self)
+                if getattr(self, f.name) not in (None, False)]
 
     def label(self, budget: Budget) -> str:
         """``"medium budget"``, or with what the overrides changed: ``"medium budget, 45 epochs"``."""
@@ -195,4 +207,5 @@ class Overrides:
     def argv(self) -> list:
         """The command-line flags that give these overrides (for ``--jobs`` children and the
         command recorded in the table)."""
-        return [text for f, v in self._given() for text in (f.metadata["flag"], str(v))]
+        return [text for f, v in self._given() for text in ((f.metadata["flag"],) if v is True
+                                                             else (f.metadata["flag"], str(v)))]

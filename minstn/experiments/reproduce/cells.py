@@ -21,13 +21,17 @@ from ...data import distortion_seed, load_digits, mnist_addition, prepare_images
 from ...models import build_model, count_parameters
 from ...random import manual_seed
 from ..console import say
-from ..health import HealthMonitor, measure_health
+from ..guard import Guard
+from ..health import HealthMonitor, TransformerCollapsed, measure_health
 from ..loop import TrainingDiverged, make_optimizer, make_scheduler, predict, train_epoch
 from .budgets import Budget
 from .paper import DISTORTION_LABEL, Cell, parse_cell
 
 __all__ = ["train_cell", "stored_cell", "run_cell", "load_cell_model", "build_cell_model", "load_budget_digits",
-           "column_data", "theta_shift_text", "off_canvas_text"]
+           "column_data", "theta_shift_text", "off_canvas_text", "UNFINISHED_RESULTS"]
+
+# A cell that stopped early, with a result all the same: a NaN loss, or a collapse the guard gave up on
+UNFINISHED_RESULTS = ("diverged", "collapsed")
 
 
 def build_cell_model(cell: Cell, in_size: int, num_classes: int, in_channels: int):
@@ -42,7 +46,10 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
 
     ``data``: ``x_test``, ``y_test``, ``make_train(epoch) -> (x, y)``, ``num_classes``.
     The test set is evaluated after the last epoch only (it costs a third of an epoch),
-    or after every epoch with ``budget.eval_every_epoch``.
+    or after every epoch with ``budget.eval_every_epoch``. With ``budget.guard``, a
+    collapsed transformer goes back to the end of the last healthy epoch, its localiser's
+    lr lowered, and the epoch is trained again (:mod:`minstn.experiments.guard`); the
+    cell ends ``"collapsed"`` when that did not help.
     """
     folder.mkdir(parents=True, exist_ok=True)
     x_test, y_test = data["x_test"], data["y_test"]
@@ -54,7 +61,8 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
     epochs = budget.epochs_for(cell)
     total = budget.iterations or epochs * math.ceil(data["train_size"] / budget.batch_size)
     scheduler = make_scheduler(optimizer, budget.schedule, total, budget.warmup, budget.lr_step)
-    monitor = HealthMonitor(model, announce=announce)
+    monitor = HealthMonitor(model, stop=budget.guard, announce=announce)
+    guard = Guard(model, optimizer, scheduler, announce) if budget.guard and monitor.sts else None
     config = dict(settings, cell=cell.key, in_size=in_size, in_channels=in_channels,
                   num_classes=data["num_classes"])
     metrics = {"status": "running", "cell": cell.key, "label": cell.label, "distortion": settings["distortion"],
@@ -68,9 +76,16 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
             epoch += 1
             t0 = time.perf_counter()
             x, y = data["make_train"](epoch)
-            stats = train_epoch(model, optimizer, x, y, batch_size=budget.batch_size, seed=settings["seed"],
-                                epoch=epoch, scheduler=scheduler, clip=budget.clip, monitor=monitor,
-                                max_steps=None if max_iter is None else max_iter - iteration)
+            while True:
+                try:
+                    stats = train_epoch(model, optimizer, x, y, batch_size=budget.batch_size, seed=settings["seed"],
+                                        epoch=epoch, scheduler=scheduler, clip=budget.clip, monitor=monitor,
+                                        max_steps=None if max_iter is None else max_iter - iteration)
+                    break
+                except TransformerCollapsed as err:
+                    guard.restore(err)      # re-raises when the guard gives up
+            if guard is not None:
+                guard.save()
             iteration += stats["steps"]
             last = epoch >= epochs or (max_iter is not None and iteration >= max_iter)
             wrong = np.flatnonzero(predict(model, x_test) != y_test) if last or budget.eval_every_epoch else None
@@ -81,8 +96,9 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
             if progress:
                 announce(f"  {cell.key} {settings['distortion']} epoch {epoch}: loss {stats['train_loss']:.3f}"
                          + ("" if err is None else f", test error {100 * err:.2f}%"))
-    except TrainingDiverged as exc:
-        metrics.update(status="diverged", message=str(exc))
+    except (TrainingDiverged, TransformerCollapsed) as exc:
+        status = "diverged" if isinstance(exc, TrainingDiverged) else "collapsed"
+        metrics.update(status=status, message=str(exc))
         write_json(folder / "metrics.json", metrics)
         return metrics
     save_checkpoint(folder, model, config)
@@ -90,6 +106,7 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
     metrics.update(status="done", test_error=metrics["history"][-1]["test_error"], iterations=iteration,
                    test_wrong=wrong.tolist(),  # the test examples it got wrong: paired leads (.significance)
                    epochs=epoch, seconds=round(time.perf_counter() - start, 2),
+                   **({} if guard is None else {"guard_restores": guard.retries}),
                    theta_shift=None if health is None else health["theta_shift"],
                    off_canvas=None if health is None else health["off_canvas"])
     if health is not None and len(health["each"]) > 1:   # 2xST-FCN, ST-CNN Multi: every transformer

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .budgets import BUDGETS, Budget, Overrides, cell_cost, cell_settings
-from .cells import stored_cell
+from .cells import UNFINISHED_RESULTS, stored_cell
 from .paper import DISTORTION_LABEL, Cell
 
 __all__ = ["SINGLE_THREAD_ENV", "check_jobs", "cells_in_children"]
@@ -99,10 +99,10 @@ def _run_children(task: str, budget: Budget, pending: list, out: Path, data_dir,
         except OSError as exc:
             rc = None
             tail.append(f"{type(exc).__name__}: {exc}")
-        # done, or diverged (exit status 1: a result, as in a sequential run), written by this child
-        m = stored_cell(folder, settings, ("done", "diverged"))
+        # done, or diverged / collapsed (exit status 1: a result, as in a sequential run), written by this child
+        m = stored_cell(folder, settings, ("done", *UNFINISHED_RESULTS))
         fresh = m is not None and (folder / "metrics.json").stat().st_mtime >= started - 1
-        if fresh and (rc == 0 or (rc == 1 and m["status"] == "diverged")):
+        if fresh and (rc == 0 or (rc == 1 and m["status"] in UNFINISHED_RESULTS)):
             with lock:
                 results[(cell.key, column)] = m
             return

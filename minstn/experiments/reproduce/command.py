@@ -71,7 +71,7 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
                seed: int = 0, dataset: str | None = None, figures: bool = True, announce=say,
                progress: bool = False, command: str = "", jobs: int = 1, tables: bool = True,
                max_updates: int | None = None, epochs: int | None = None,
-               loc_lr_scale: float | None = None) -> dict:
+               loc_lr_scale: float | None = None, guard: bool = False) -> dict:
     """Train (or read back) every (model, distortion) cell of Table 1; write the table,
     the JSON and the figures. Returns the JSON document as a dict.
 
@@ -83,11 +83,12 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
     train every model, both families, for that many epochs, the budget's schedule
     stretched over them (e.g. the learning curves of ``medium`` to its end).
     ``loc_lr_scale``: the localisation nets learn at the lr times this (the budget's own
-    otherwise)."""
+    otherwise). ``guard``: a transformer that collapses goes back to its last healthy
+    epoch with its localisation lr lowered (:mod:`minstn.experiments.guard`)."""
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     check_jobs(budget, jobs)
-    overrides = Overrides(epochs=epochs, max_updates=max_updates, loc_lr_scale=loc_lr_scale)
+    overrides = Overrides(epochs=epochs, max_updates=max_updates, loc_lr_scale=loc_lr_scale, guard=guard)
     budget = overrides.apply(budget)
     cells = models if models and isinstance(models[0], Cell) else parse_models(",".join(models) if models else None)
     columns = distortions if isinstance(distortions, list) else parse_distortions(distortions)
@@ -130,14 +131,15 @@ def run_table1(budget: str | Budget = "small", data_dir=None, out=None, distorti
 def run_addition(budget: str | Budget = "small", data_dir=None, out=None, models=None, seed: int = 0,
                  dataset: str | None = None, figures: bool = True, announce=say, progress: bool = False,
                  command: str = "", jobs: int = 1, tables: bool = True, max_updates: int | None = None,
-                 epochs: int | None = None, loc_lr_scale: float | None = None) -> dict:
+                 epochs: int | None = None, loc_lr_scale: float | None = None, guard: bool = False) -> dict:
     """MNIST addition (paper appendix): two RTS-distorted digits on two channels of a
     42x42 input, 19 classes (their sum). FCN and CNN baselines vs ST-CNN Multi and 2xST-FCN.
-    ``jobs``, ``tables``, ``max_updates``, ``epochs`` and ``loc_lr_scale``: as in :func:`run_table1`."""
+    ``jobs``, ``tables``, ``max_updates``, ``epochs``, ``loc_lr_scale`` and ``guard``: as in
+    :func:`run_table1`."""
     t0 = time.perf_counter()
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     check_jobs(budget, jobs)
-    overrides = Overrides(epochs=epochs, max_updates=max_updates, loc_lr_scale=loc_lr_scale)
+    overrides = Overrides(epochs=epochs, max_updates=max_updates, loc_lr_scale=loc_lr_scale, guard=guard)
     budget = overrides.apply(budget.for_task("addition"))
     cells = models if models and isinstance(models[0], Cell) else parse_models(
         ",".join(models) if models else None, ADDITION_ROWS)
@@ -260,6 +262,10 @@ def add_reproduce_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--loc-lr-scale", type=positive_float, default=None, metavar="S",
                    help="the localisation nets learn at lr times S (default: the budget's, 1; the paper uses "
                         "0.1 on SVHN; recorded in the ST cells' settings)")
+    p.add_argument("--guard", action="store_true",
+                   help="when a transformer collapses (its grid off the canvas or shrunk to a point), go back "
+                        "to the end of its last healthy epoch and lower the localisation lr tenfold (recorded "
+                        "in the ST cells' settings)")
     p.add_argument("--max-updates", type=positive_int, default=None, metavar="N",
                    help="stop every cell after N updates (a slice of a long budget; recorded in each cell's "
                         "settings)")
@@ -277,7 +283,8 @@ def run_reproduce(args) -> int:
     command += f" --seed {args.seed}" if args.seed else ""
     jobs = getattr(args, "jobs", 1)
     command += f" --jobs {jobs}"
-    overrides = Overrides(epochs=args.epochs, max_updates=args.max_updates, loc_lr_scale=args.loc_lr_scale)
+    overrides = Overrides(epochs=args.epochs, max_updates=args.max_updates, loc_lr_scale=args.loc_lr_scale,
+                          guard=args.guard)
     command += "".join(f" {flag}" for flag in overrides.argv())
     tables = not getattr(args, "cells_only", False)
     check_data_dir(args.data_dir, args.dataset)
@@ -285,7 +292,7 @@ def run_reproduce(args) -> int:
         kwargs = dict(budget=args.budget, data_dir=args.data_dir, out=args.out, seed=args.seed,
                       dataset=args.dataset, figures=not args.no_figures, progress=args.progress,
                       command=command, jobs=jobs, tables=tables, max_updates=args.max_updates,
-                      epochs=args.epochs, loc_lr_scale=args.loc_lr_scale)
+                      epochs=args.epochs, loc_lr_scale=args.loc_lr_scale, guard=args.guard)
         if args.what == "table1":
             doc = run_table1(distortions=args.distortions, models=parse_models(args.models), **kwargs)
         else:
