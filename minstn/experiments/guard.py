@@ -3,13 +3,7 @@
     guard = Guard(model, optimizer, scheduler, announce)
     monitor = HealthMonitor(model, stop=True)      # raises TransformerCollapsed
     for epoch in ...:
-        while True:
-            try:
-                train_epoch(..., monitor=monitor)
-                break
-            except TransformerCollapsed as err:
-                guard.restore(err)                 # or re-raises, after GUARD_RETRIES
-        guard.save()
+        stats = train_epoch_guarded(guard, lambda: train_epoch(..., monitor=monitor))
 
 A transformer that drifts off the canvas (its grid T_theta(G), equation (1), samples
 only the zero padding) gives its classifier blank images and gets no gradient back to
@@ -27,7 +21,7 @@ import copy
 from .health import TransformerCollapsed
 from .loop import LOCALISATION
 
-__all__ = ["Guard", "GUARD_FACTOR", "GUARD_RETRIES"]
+__all__ = ["Guard", "train_epoch_guarded", "GUARD_FACTOR", "GUARD_RETRIES"]
 
 GUARD_FACTOR = 0.1   # the localisation lr is multiplied by this at each collapse
 GUARD_RETRIES = 3    # ... at most this many times, then training stops ("collapsed")
@@ -69,3 +63,21 @@ class Guard:
                 lr = group["lr"]
         self.announce(f"{err}; guard: restored the last healthy weights, localisation lr now {lr:.3g}, "
                       f"repeating the epoch ({self.retries} of {GUARD_RETRIES})")
+
+
+def train_epoch_guarded(guard: Guard | None, run_epoch):
+    """``run_epoch()`` (one epoch of training; returns its stats). With a guard, each
+    collapse sends the model back to the last healthy state and the epoch runs again
+    (``guard.restore`` re-raises when it gives up); an epoch that ends healthy becomes
+    the new healthy state. Without a guard a collapse goes up to the caller."""
+    while True:
+        try:
+            stats = run_epoch()
+            break
+        except TransformerCollapsed as err:
+            if guard is None:
+                raise
+            guard.restore(err)
+    if guard is not None:
+        guard.save()
+    return stats

@@ -41,7 +41,7 @@ from ..models import build_model, count_parameters
 from ..random import manual_seed
 from ..viz.training import plot_training_curves, plot_transformer
 from .console import UsageError, deferred_signals, say
-from .guard import GUARD_FACTOR, GUARD_RETRIES, Guard
+from .guard import GUARD_FACTOR, GUARD_RETRIES, Guard, train_epoch_guarded
 from .health import HealthMonitor, TransformerCollapsed, measure_health
 from .runs import METRICS_FILE, load_resume_state, prepare_run_folder, save_resume_state
 from .loop import (OPTIMIZERS, SCHEDULES, TrainingDiverged, error_rate, make_optimizer,
@@ -230,15 +230,10 @@ def train(config: TrainConfig | None = None, announce=say, resume: bool = False,
         for epoch in range(first, config.epochs + 1):
             start = time.perf_counter()
             x_train = prepare_images(data.x_train, config.distortion, distortion_seed(config.seed, "train"), epoch)
-            while True:
-                try:
-                    stats = train_epoch(model, optimizer, x_train, data.y_train, batch_size=config.batch_size,
-                                        seed=config.seed, epoch=epoch, scheduler=scheduler, clip=config.clip,
-                                        monitor=monitor, progress=config.progress,
-                                        desc=f"epoch {epoch}/{config.epochs}")
-                    break
-                except TransformerCollapsed as err:
-                    guard.restore(err)
+            stats = train_epoch_guarded(guard, lambda: train_epoch(
+                model, optimizer, x_train, data.y_train, batch_size=config.batch_size, seed=config.seed,
+                epoch=epoch, scheduler=scheduler, clip=config.clip, monitor=monitor, progress=config.progress,
+                desc=f"epoch {epoch}/{config.epochs}"))
             error = error_rate(model, x_test, data.y_test)
             health = measure_health(model, x_test)
             seconds = time.perf_counter() - start
@@ -253,8 +248,6 @@ def train(config: TrainConfig | None = None, announce=say, resume: bool = False,
                                    "collapses": monitor.events})
                 write_json(out / METRICS_FILE, metrics)
             saved = epoch
-            if guard is not None:
-                guard.save()
             shown = "" if health is None else (f", theta shift {health['theta_shift']:.3f}, "
                                                f"{100 * health['off_canvas']:.1f}% off canvas")
             announce(f"epoch {epoch}/{config.epochs}: train loss {stats['train_loss']:.4f}, train acc "

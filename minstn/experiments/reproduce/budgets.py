@@ -112,8 +112,9 @@ def cell_settings(budget: Budget, cell: Cell, distortion: str, seed: int, task: 
             s.pop(field.name)
     s.pop("description")
     s.pop("addition_changes")   # already applied to an addition cell's budget (Budget.for_task)
-    # per-cell settings: the epochs this cell trains for, and the localiser lr only where
-    # there is a localiser, so changing one family's schedule retrains only that family
+    # per-cell settings: the epochs this cell trains for, and the localiser lr and the guard
+    # only where there is a localiser, so changing one family's schedule retrains only that
+    # family (the guard's key is already gone when it is off, its default)
     s.pop("conv_epochs")
     s["epochs"] = budget.epochs_for(cell)
     if cell.transform is None:
@@ -197,8 +198,8 @@ class Overrides:
 
     def _given(self):
         """(field, value) of every override that is set, in the order of the fields."""
-        return [(f, getattr(self, f.name)) for f in dataclasses.fields(self)
-                if getattr(self, f.name) not in (None, False)]
+        given = [(f, getattr(self, f.name)) for f in dataclasses.fields(self)]
+        return [(f, v) for f, v in given if v is not None and v is not False]   # False: a flag not given
 
     def label(self, budget: Budget) -> str:
         """``"medium budget"``, or with what the overrides changed: ``"medium budget, 45 epochs"``."""

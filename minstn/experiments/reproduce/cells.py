@@ -21,7 +21,7 @@ from ...data import distortion_seed, load_digits, mnist_addition, prepare_images
 from ...models import build_model, count_parameters
 from ...random import manual_seed
 from ..console import say
-from ..guard import Guard
+from ..guard import Guard, train_epoch_guarded
 from ..health import HealthMonitor, TransformerCollapsed, measure_health
 from ..loop import TrainingDiverged, make_optimizer, make_scheduler, predict, train_epoch
 from .budgets import Budget
@@ -76,16 +76,10 @@ def train_cell(cell: Cell, budget: Budget, data: dict, settings: dict, folder: P
             epoch += 1
             t0 = time.perf_counter()
             x, y = data["make_train"](epoch)
-            while True:
-                try:
-                    stats = train_epoch(model, optimizer, x, y, batch_size=budget.batch_size, seed=settings["seed"],
-                                        epoch=epoch, scheduler=scheduler, clip=budget.clip, monitor=monitor,
-                                        max_steps=None if max_iter is None else max_iter - iteration)
-                    break
-                except TransformerCollapsed as err:
-                    guard.restore(err)      # re-raises when the guard gives up
-            if guard is not None:
-                guard.save()
+            stats = train_epoch_guarded(guard, lambda: train_epoch(
+                model, optimizer, x, y, batch_size=budget.batch_size, seed=settings["seed"], epoch=epoch,
+                scheduler=scheduler, clip=budget.clip, monitor=monitor,
+                max_steps=None if max_iter is None else max_iter - iteration))
             iteration += stats["steps"]
             last = epoch >= epochs or (max_iter is not None and iteration >= max_iter)
             wrong = np.flatnonzero(predict(model, x_test) != y_test) if last or budget.eval_every_epoch else None
