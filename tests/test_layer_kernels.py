@@ -364,8 +364,11 @@ def test_dft_conv_matches_reference(case):
 
 def test_dft_route_is_taken_where_it_is_cheaper():
     """The CNN's 64 -> 64 7x7 convolution on 17x17 maps goes through the DFT; the first
-    convolution (one channel) and strided or padded ones use im2col."""
+    convolution (one channel), the localiser's small ones and strided or padded ones use
+    im2col (``benchmarks/conv_routes.py`` times both routes on every shape of the models)."""
     assert conv_dft.dft_is_cheaper((256, 64, 17, 17), (64, 64, 7, 7), (1, 1), (0, 0))
+    assert conv_dft.dft_is_cheaper((64, 33, 17, 17), (33, 33, 7, 7), (1, 1), (0, 0))     # ST-CNN Multi, addition
+    assert not conv_dft.dft_is_cheaper((64, 20, 8, 8), (20, 20, 5, 5), (1, 1), (0, 0))   # ST-CNN localiser
     assert not conv_dft.dft_is_cheaper((256, 1, 42, 42), (64, 1, 9, 9), (1, 1), (0, 0))
     assert not conv_dft.dft_is_cheaper((256, 64, 17, 17), (64, 64, 7, 7), (2, 2), (0, 0))
     assert not conv_dft.dft_is_cheaper((256, 64, 17, 17), (64, 64, 7, 7), (1, 1), (1, 1))
@@ -388,18 +391,20 @@ def test_dft_check_fails_on_a_wrong_table():
     """Negative control: forgetting that the kept frequencies count twice is caught."""
     rng = np.random.default_rng(9)
     x, w = rng.standard_normal((2, 3, 8, 7)), rng.standard_normal((2, 3, 3, 3))
-    conv_dft._conv_tables.cache_clear()
-    forward, inverse = conv_dft._tables(8, 7, x.dtype.str)
-    saved = conv_dft._tables
-    conv_dft._tables = lambda H, W, dtype: (forward, inverse / 2)
+    right = conv_dft._inverse_tables
+
+    def counted_once(H, W, rows, cols, dtype):
+        back_h, back_w = right(H, W, rows, cols, dtype)
+        V = W // 2 + 1   # W = 7 is odd: every v > 0 should count twice
+        return back_h, back_w / np.where(np.tile(np.arange(V) > 0, 2), 2.0, 1.0)[:, None]
+    conv_dft._inverse_tables = counted_once
     try:
-        conv_dft._conv_tables.cache_clear()
         with pytest.raises(AssertionError):
             assert_close(conv_dft.conv2d_dft_forward(x, w, None)[0], K.conv2d_forward(x, w, None, (1, 1), (0, 0))[0],
                          x.dtype)
     finally:
-        conv_dft._tables = saved
-        conv_dft._conv_tables.cache_clear()
+        conv_dft._inverse_tables = right
+    assert_close(conv_dft.conv2d_dft_forward(x, w, None)[0], K.conv2d_forward(x, w, None, (1, 1), (0, 0))[0], x.dtype)
 
 
 def test_dft_route_matches_torch():

@@ -61,7 +61,9 @@ class Guard:
                 else:
                     self.scheduler.scale_group(index, self.factor)
                 lr = group["lr"]
-        self.announce(f"{err}; guard: restored the last healthy weights, localisation lr now {lr:.3g}, "
+        # every restore so far is in the saved state or in this one's factor: GUARD_FACTOR ** retries in all
+        self.announce(f"{err}; guard: restored the last healthy weights, localisation lr now {lr:.3g} "
+                      f"({GUARD_FACTOR ** self.retries:g} x its schedule), "
                       f"repeating the epoch ({self.retries} of {GUARD_RETRIES})")
 
 

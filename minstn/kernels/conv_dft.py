@@ -1,6 +1,6 @@
 """2-D convolution through the discrete Fourier transform, for many channels and big kernels.
 
-Same results as ``conv_cpu`` (stride 1, no padding), with about a third of the
+Same results as ``conv_cpu`` (stride 1, no padding), with a fraction of the
 multiply-adds for the CNN's second convolution (64 -> 64 channels, 7x7 on 17x17). The
 convolution theorem, on circular signals of the input's size H x W:
 
@@ -12,14 +12,20 @@ where ``X_f``, ``K_f``, ``G_f`` are the 2-D DFTs of the input, of the kernel and
 output gradient, each zero-padded to H x W. Circular sums are exact here: a valid
 output ``h <= H - kh`` plus a kernel offset ``i < kh`` never wraps around.
 
-The transforms are matrix products with precomputed cos / sin tables (``_tables``): a
-real image of H*W pixels times a (H*W, 2F) matrix gives the real and imaginary parts of
-its F = H * (W//2 + 1) frequencies (the other half is their complex conjugate), so every
-step is a BLAS product, run in tasks by ``kernels.threads``. Per frequency, the complex
-sums are one real product of block matrices ``[[Kr, Ki], [-Ki, Kr]]``.
+The 2-D DFT is done one axis at a time, each a matrix product with a precomputed cos /
+sin table (``_transform_tables``): along w, a real row of W pixels gives the real and
+imaginary parts of its V = W//2 + 1 frequencies (the other half is their complex
+conjugate); along h, H complex values give H frequencies, as one real product with the
+block matrix ``[[cos, sin], [-sin, cos]]``. The inverse (``_inverse_tables``) goes back
+the same way and computes only the pixels it is asked for (the valid outputs, or the
+kernel taps). Per frequency, the complex sums over channels are one real product of
+block matrices ``[[Kr, Ki], [-Ki, Kr]]``. Every step is a BLAS product, run in tasks by
+``kernels.threads``.
 
-How to read the file: ``_tables`` (the transforms), ``dft_cost`` (when this beats
-im2col), then ``conv2d_dft_forward`` and ``conv2d_dft_backward`` (the three sums above).
+How to read the file: the two table functions, ``dft_is_cheaper`` (when this beats
+im2col, from the multiply-adds of each step), ``_spectra`` and ``_images`` (the
+transform and its inverse on a batch), then ``conv2d_dft_forward`` and
+``conv2d_dft_backward`` (the three sums above).
 """
 
 from __future__ import annotations
@@ -36,59 +42,73 @@ IMAGES_PER_TASK = 16
 FREQUENCIES_PER_TASK = 16
 
 
-@lru_cache(maxsize=16)
-def _tables(H: int, W: int, dtype: str) -> tuple:
-    """``(forward, inverse)``: (H*W, 2F) and (2F, H*W) real matrices of the 2-D real DFT.
+def _as(table: np.ndarray, dtype: str) -> np.ndarray:
+    return np.ascontiguousarray(table.astype(dtype))
 
-    Columns of ``forward`` (rows of ``inverse``) are ``(part, u, v)``, part 0 the real
-    and 1 the imaginary part of frequency (u, v), v <= W // 2. ``image @ forward`` is
-    the spectrum; ``spectrum @ inverse`` the image again: the dropped half of the
-    frequencies is the conjugate of the kept one, so each kept v counts twice, except
-    v = 0 and (W even) v = W / 2.
+
+@lru_cache(maxsize=32)
+def _transform_tables(H: int, W: int, dtype: str) -> tuple:
+    """``(along_w, along_h)``: the 2-D real DFT of an H x W image as two products.
+
+    ``rows @ along_w`` (W, 2V) turns each row of W pixels into its spectrum, columns
+    (part, v) with part 0 the real and 1 the imaginary part of e^{-2 pi i w v / W}.
+    ``along_h @ Z`` (2H, 2H) then transforms the columns: rows (part, u) of the result,
+    columns (part, h) of Z, the complex product by e^{-2 pi i h u / H} written out.
     """
     V = W // 2 + 1
-    h, w = np.arange(H)[:, None, None, None], np.arange(W)[None, :, None, None]
-    u, v = np.arange(H)[None, None, :, None], np.arange(V)[None, None, None, :]
-    theta = 2 * np.pi * ((h * u % H) / H + (w * v % W) / W)        # (H, W, U, V), float64
-    forward = np.stack([np.cos(theta), -np.sin(theta)], axis=2)     # (H, W, 2, U, V)
-    weight = np.full(V, 2.0)
-    weight[0] = 1.0
+    wv = 2 * np.pi * (np.arange(W)[:, None] * np.arange(V) % W) / W          # (W, V), float64
+    along_w = np.concatenate([np.cos(wv), -np.sin(wv)], axis=1)
+    uh = 2 * np.pi * (np.arange(H)[:, None] * np.arange(H) % H) / H          # (U, H)
+    c, s = np.cos(uh), np.sin(uh)
+    along_h = np.block([[c, s], [-s, c]])   # (cos - i sin)(Zr + i Zi)
+    return _as(along_w, dtype), _as(along_h, dtype)
+
+
+@lru_cache(maxsize=32)
+def _inverse_tables(H: int, W: int, rows: int, cols: int, dtype: str) -> tuple:
+    """``(back_h, back_w)``: the inverse 2-D DFT, for the top-left ``rows x cols`` pixels.
+
+    ``back_h @ S`` (2*rows, 2H) multiplies by e^{+2 pi i h u / H} and sums over u;
+    ``B @ back_w`` (2V, cols) takes the real part of the sum over v, with the 1 / (H W)
+    of the inverse. Each kept v counts twice (the dropped half of the frequencies is
+    its complex conjugate), except v = 0 and (W even) v = W / 2.
+    """
+    V = W // 2 + 1
+    hu = 2 * np.pi * (np.arange(rows)[:, None] * np.arange(H) % H) / H       # (rows, U)
+    c, s = np.cos(hu), np.sin(hu)
+    back_h = np.block([[c, -s], [s, c]])    # (cos + i sin)(Sr + i Si)
+    twice = np.full(V, 2.0)
+    twice[0] = 1.0
     if W % 2 == 0:
-        weight[-1] = 1.0
-    inverse = np.stack([np.cos(theta), -np.sin(theta)], axis=2) * weight / (H * W)
-    F2 = 2 * H * V
-    return (forward.reshape(H * W, F2).astype(dtype),
-            np.ascontiguousarray(inverse.reshape(H * W, F2).T).astype(dtype))
+        twice[-1] = 1.0
+    vw = 2 * np.pi * (np.arange(V)[:, None] * np.arange(cols) % W) / W       # (V, cols)
+    back_w = np.concatenate([np.cos(vw), -np.sin(vw)], axis=0) * np.tile(twice, 2)[:, None] / (H * W)
+    return _as(back_h, dtype), _as(back_w, dtype)
 
 
-def _pixels(H: int, W: int, rows: int, cols: int) -> np.ndarray:
-    """Flat positions ``h * W + w`` of the top-left ``rows x cols`` block of an H x W image."""
-    return (np.arange(rows)[:, None] * W + np.arange(cols)).ravel()
+def _transform_cost(K: int, h: int, w: int, H: int, W: int) -> int:
+    """Multiply-adds of :func:`_spectra` for one image of K channels of h x w pixels."""
+    V = W // 2 + 1
+    return K * (h * w * 2 * V + 2 * H * 2 * h * V)
 
 
-@lru_cache(maxsize=16)
-def _conv_tables(H: int, W: int, kh: int, kw: int, dtype: str) -> dict:
-    """The tables of one convolution geometry, restricted to the pixels each transform
-    touches: the kernel taps (kh x kw) and the valid outputs (Ho x Wo)."""
-    forward, inverse = _tables(H, W, dtype)
-    taps, outputs = _pixels(H, W, kh, kw), _pixels(H, W, H - kh + 1, W - kw + 1)
-    return {"forward": forward, "inverse": inverse,
-            "forward_taps": np.ascontiguousarray(forward[taps]),
-            "forward_outputs": np.ascontiguousarray(forward[outputs]),
-            "inverse_taps": np.ascontiguousarray(inverse[:, taps]),
-            "inverse_outputs": np.ascontiguousarray(inverse[:, outputs])}
+def _inverse_cost(K: int, rows: int, cols: int, H: int, W: int) -> int:
+    """Multiply-adds of :func:`_images` for one image of K channels, ``rows x cols`` pixels."""
+    V = W // 2 + 1
+    return K * (2 * rows * 2 * H * V + rows * 2 * V * cols)
 
 
 def dft_is_cheaper(x_shape, w_shape, stride, padding) -> bool:
-    """Whether the DFT route needs fewer than half the multiply-adds of im2col's product
-    (stride 1, no padding only)."""
+    """Whether the DFT route's forward needs fewer than half the multiply-adds of
+    im2col's product (stride 1, no padding only)."""
     if tuple(stride) != (1, 1) or tuple(padding) != (0, 0):
         return False
     _, C, H, W = x_shape
     O, _, kh, kw = w_shape
-    P, F2 = (H - kh + 1) * (W - kw + 1), 2 * H * (W // 2 + 1)
-    direct = O * C * kh * kw * P
-    dft = C * H * W * F2 + (F2 // 2) * 4 * O * C + O * F2 * P      # transform, products, inverse
+    Ho, Wo = H - kh + 1, W - kw + 1
+    direct = O * C * kh * kw * Ho * Wo
+    products = H * (W // 2 + 1) * 4 * O * C
+    dft = _transform_cost(C, H, W, H, W) + products + _inverse_cost(O, Ho, Wo, H, W)
     return 2 * dft < direct
 
 
@@ -98,30 +118,41 @@ def _rows_in_tasks(fn, n: int, per_task: int) -> None:
     run_tasks(lambda t: fn(*blocks[t]), len(blocks))
 
 
-def _spectra(images: np.ndarray, table: np.ndarray, per_task: int) -> np.ndarray:
-    """``(N, K, H*W) @ (H*W, 2F)`` regrouped per frequency: ``(F, 2K, N)``, rows (part, k)."""
-    N, K = images.shape[:2]
-    F2 = table.shape[1]
-    out = np.empty((F2 // 2, 2, K, N), dtype=images.dtype)
-    flat = images.reshape(N, K, -1)
+def _spectra(images: np.ndarray, H: int, W: int, per_task: int) -> np.ndarray:
+    """Spectra of ``images`` (N, K, h, w), zero-padded to H x W: ``(F, 2K, N)`` with
+    F = H * V frequencies (u, v) and rows (part, k)."""
+    N, K, h, w = images.shape
+    V = W // 2 + 1
+    along_w, along_h = _transform_tables(H, W, images.dtype.str)
+    along_w = along_w[:w]                                             # the padding adds nothing
+    along_h = np.ascontiguousarray(along_h[:, np.r_[0:h, H:H + h]])
+    out = np.empty((H, V, 2, K, N), dtype=images.dtype)
 
     def block(lo, hi):
-        spec = (flat[lo:hi].reshape(-1, flat.shape[2]) @ table).reshape(hi - lo, K, 2, F2 // 2)
-        out[..., lo:hi] = spec.transpose(3, 2, 1, 0)
+        b = hi - lo
+        z = (images[lo:hi].reshape(-1, w) @ along_w).reshape(b, K, h, 2, V)
+        columns = np.ascontiguousarray(z.transpose(3, 2, 0, 1, 4)).reshape(2 * h, b * K * V)
+        spec = (along_h @ columns).reshape(2, H, b, K, V)
+        out[..., lo:hi] = spec.transpose(1, 4, 0, 3, 2)
     _rows_in_tasks(block, N, per_task)
-    return out.reshape(F2 // 2, 2 * K, N)
+    return out.reshape(H * V, 2 * K, N)
 
 
-def _images(spectra: np.ndarray, table: np.ndarray, per_task: int) -> np.ndarray:
-    """Inverse of :func:`_spectra`: ``(F, 2K, N)`` -> ``(N, K, pixels)`` via ``table`` (2F, pixels)."""
+def _images(spectra: np.ndarray, H: int, W: int, rows: int, cols: int, per_task: int) -> np.ndarray:
+    """Inverse of :func:`_spectra`: ``(F, 2K, N)`` -> the top-left ``rows x cols`` pixels
+    of each image, ``(N, K, rows, cols)``."""
     F, K2, N = spectra.shape
-    K = K2 // 2
-    out = np.empty((N, K, table.shape[1]), dtype=spectra.dtype)
-    grouped = spectra.reshape(F, 2, K, N)
+    K, V = K2 // 2, W // 2 + 1
+    back_h, back_w = _inverse_tables(H, W, rows, cols, spectra.dtype.str)
+    grouped = spectra.reshape(H, V, 2, K, N)
+    out = np.empty((N, K, rows, cols), dtype=spectra.dtype)
 
     def block(lo, hi):
-        rows = np.ascontiguousarray(grouped[..., lo:hi].transpose(3, 2, 1, 0)).reshape((hi - lo) * K, 2 * F)
-        np.matmul(rows, table, out=out[lo:hi].reshape((hi - lo) * K, -1))
+        b = hi - lo
+        columns = np.ascontiguousarray(grouped[..., lo:hi].transpose(2, 0, 4, 3, 1)).reshape(2 * H, b * K * V)
+        half = (back_h @ columns).reshape(2, rows, b, K, V)
+        pixels = np.ascontiguousarray(half.transpose(2, 3, 1, 0, 4)).reshape(b * K * rows, 2 * V)
+        np.matmul(pixels, back_w, out=out[lo:hi].reshape(b * K * rows, cols))
     _rows_in_tasks(block, N, per_task)
     return out
 
@@ -138,9 +169,11 @@ def _per_frequency(a: np.ndarray, b: np.ndarray, transpose_b: bool = False) -> n
     return out
 
 
-def _blocks_of(spec: np.ndarray) -> np.ndarray:
-    """Kernel spectra ``(O, C, 2, F)`` -> per frequency ``[[Kr, Ki], [-Ki, Kr]]`` (F, 2O, 2C)."""
-    kr, ki = spec[:, :, 0].transpose(2, 0, 1), spec[:, :, 1].transpose(2, 0, 1)
+def _blocks_of(k_spec: np.ndarray) -> np.ndarray:
+    """Kernel spectra ``(F, 2C, O)`` (rows (part, c)) -> per frequency ``[[Kr, Ki], [-Ki, Kr]]``, (F, 2O, 2C)."""
+    F, C2, O = k_spec.shape
+    parts = k_spec.reshape(F, 2, C2 // 2, O)
+    kr, ki = parts[:, 0].transpose(0, 2, 1), parts[:, 1].transpose(0, 2, 1)     # (F, O, C)
     return np.concatenate([np.concatenate([kr, ki], axis=2), np.concatenate([-ki, kr], axis=2)], axis=1)
 
 
@@ -149,17 +182,13 @@ def conv2d_dft_forward(x: np.ndarray, weight: np.ndarray, bias) -> tuple:
     (O, C, kh, kw) plus ``bias``, and what :func:`conv2d_dft_backward` needs."""
     N, C, H, W = x.shape
     O, _, kh, kw = weight.shape
-    Ho, Wo = H - kh + 1, W - kw + 1
-    tables = _conv_tables(H, W, kh, kw, x.dtype.str)
-    F = tables["forward"].shape[1] // 2
-    k_spec = (weight.reshape(O * C, kh * kw) @ tables["forward_taps"]).reshape(O, C, 2, F)
-    k_blocks = _blocks_of(k_spec)                                  # conj(K) X as a real product
-    x_spec = _spectra(np.ascontiguousarray(x), tables["forward"], IMAGES_PER_TASK)
+    k_blocks = _blocks_of(_spectra(np.ascontiguousarray(weight), H, W, IMAGES_PER_TASK))   # conj(K) X as a real product
+    x_spec = _spectra(np.ascontiguousarray(x), H, W, IMAGES_PER_TASK)
     y_spec = _per_frequency(k_blocks, x_spec)                      # (F, 2O, N)
-    out = _images(y_spec, tables["inverse_outputs"], IMAGES_PER_TASK)
+    out = _images(y_spec, H, W, H - kh + 1, W - kw + 1, IMAGES_PER_TASK)
     if bias is not None:
-        out += bias[:, None]
-    return out.reshape(N, O, Ho, Wo), (x_spec, k_blocks, x.shape, weight.shape)
+        out += bias[:, None, None]
+    return out, (x_spec, k_blocks, x.shape, weight.shape)
 
 
 def conv2d_dft_backward(grad: np.ndarray, saved: tuple, need_input=True, need_weight=True, need_bias=True):
@@ -167,19 +196,18 @@ def conv2d_dft_backward(grad: np.ndarray, saved: tuple, need_input=True, need_we
     x_spec, k_blocks, x_shape, w_shape = saved
     N, C, H, W = x_shape
     O, _, kh, kw = w_shape
-    tables = _conv_tables(H, W, kh, kw, x_spec.dtype.str)
     g = np.ascontiguousarray(grad, dtype=x_spec.dtype)
     gb = g.sum(axis=(0, 2, 3)) if need_bias else None
     gx = gw = None
     if need_input or need_weight:
-        g_spec = _spectra(g, tables["forward_outputs"], IMAGES_PER_TASK)
+        g_spec = _spectra(g, H, W, IMAGES_PER_TASK)                # (F, 2O, N)
     if need_input:   # K^T G: the transposed blocks [[Kr^T, -Ki^T], [Ki^T, Kr^T]]
         gx_spec = _per_frequency(np.ascontiguousarray(k_blocks.transpose(0, 2, 1)), g_spec)
-        gx = _images(gx_spec, tables["inverse"], IMAGES_PER_TASK).reshape(x_shape)
+        gx = _images(gx_spec, H, W, H, W, IMAGES_PER_TASK)
     if need_weight:  # conj(G) X, summed over the batch inside each product
         prod = _per_frequency(g_spec, x_spec, transpose_b=True)    # (F, 2O, 2C)
         real = prod[:, :O, :C] + prod[:, O:, C:]
         imag = prod[:, :O, C:] - prod[:, O:, :C]
-        spec = np.stack([real, imag], axis=0).transpose(2, 3, 0, 1).reshape(O * C, -1)   # (O*C, 2F)
-        gw = (spec @ tables["inverse_taps"]).reshape(w_shape)
+        spec = np.stack([real, imag], axis=1).transpose(0, 1, 3, 2).reshape(-1, 2 * C, O)   # rows (part, c)
+        gw = _images(np.ascontiguousarray(spec), H, W, kh, kw, IMAGES_PER_TASK)         # (O, C, kh, kw)
     return gx, gw, gb
