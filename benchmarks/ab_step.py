@@ -113,7 +113,7 @@ def main(argv=None):
                 x, y = inputs(batch, args.in_channels)
                 steps = {"old": step_of(old, name, x, y), "new": step_of(minstn, name, x, y)}
                 first = {k: fn() for k, fn in steps.items()}
-                if abs(first["old"] - first["new"]) > 1e-5 * max(1.0, abs(first["new"])):
+                if abs(first["old"] - first["new"]) > 1e-6 * max(1.0, abs(first["new"])):
                     raise SystemExit(f"{name}: first losses differ: {first}")
                 ms = interleaved_median_ms(steps, args.repeats)
                 unit = "us/op" if name == "chain" else ""

@@ -86,10 +86,10 @@ def _inverse_tables(H: int, W: int, rows: int, cols: int, dtype: str) -> tuple:
     return _as(back_h, dtype), _as(back_w, dtype)
 
 
-def _transform_cost(K: int, h: int, w: int, H: int, W: int) -> int:
-    """Multiply-adds of :func:`_spectra` for one image of K channels of h x w pixels."""
+def _transform_cost(K: int, H: int, W: int) -> int:
+    """Multiply-adds of :func:`_spectra` for one image of K channels of H x W pixels."""
     V = W // 2 + 1
-    return K * (h * w * 2 * V + 2 * H * 2 * h * V)
+    return K * (H * W * 2 * V + 2 * H * 2 * H * V)
 
 
 def _inverse_cost(K: int, rows: int, cols: int, H: int, W: int) -> int:
@@ -108,7 +108,7 @@ def dft_is_cheaper(x_shape, w_shape, stride, padding) -> bool:
     Ho, Wo = H - kh + 1, W - kw + 1
     direct = O * C * kh * kw * Ho * Wo
     products = H * (W // 2 + 1) * 4 * O * C
-    dft = _transform_cost(C, H, W, H, W) + products + _inverse_cost(O, Ho, Wo, H, W)
+    dft = _transform_cost(C, H, W) + products + _inverse_cost(O, Ho, Wo, H, W)
     return 2 * dft < direct
 
 
@@ -141,7 +141,7 @@ def _spectra(images: np.ndarray, H: int, W: int, per_task: int) -> np.ndarray:
 def _images(spectra: np.ndarray, H: int, W: int, rows: int, cols: int, per_task: int) -> np.ndarray:
     """Inverse of :func:`_spectra`: ``(F, 2K, N)`` -> the top-left ``rows x cols`` pixels
     of each image, ``(N, K, rows, cols)``."""
-    F, K2, N = spectra.shape
+    _, K2, N = spectra.shape
     K, V = K2 // 2, W // 2 + 1
     back_h, back_w = _inverse_tables(H, W, rows, cols, spectra.dtype.str)
     grouped = spectra.reshape(H, V, 2, K, N)
@@ -208,6 +208,6 @@ def conv2d_dft_backward(grad: np.ndarray, saved: tuple, need_input=True, need_we
         prod = _per_frequency(g_spec, x_spec, transpose_b=True)    # (F, 2O, 2C)
         real = prod[:, :O, :C] + prod[:, O:, C:]
         imag = prod[:, :O, C:] - prod[:, O:, :C]
-        spec = np.stack([real, imag], axis=1).transpose(0, 1, 3, 2).reshape(-1, 2 * C, O)   # rows (part, c)
-        gw = _images(np.ascontiguousarray(spec), H, W, kh, kw, IMAGES_PER_TASK)         # (O, C, kh, kw)
+        spec = np.stack([real, imag], axis=1).transpose(0, 1, 3, 2).reshape(-1, 2 * C, O)   # rows (part, c), a copy
+        gw = _images(spec, H, W, kh, kw, IMAGES_PER_TASK)                                # (O, C, kh, kw)
     return gx, gw, gb
