@@ -208,7 +208,7 @@ Budgets:
          schedule (peak lr 2e-3, warm-up 30% of the updates, then annealed to ~0), the
          test error after every epoch (OUT/figures/<task>_learning_curves.png). table1:
          25 epochs (3,125 updates) for every model, 57 minutes of wall time with --jobs 2
-         on 2 cores (30 on a newer 2-core VM). addition: 90 epochs (11,250 updates) for every model, the localisation
+         on 2 cores (30 on a newer 2-core VM, 27-29 on an Intel AVX-512 one). addition: 90 epochs (11,250 updates) for every model, the localisation
          nets at lr / 10 (at the lr, 2xST-FCN's transformers drift off the canvas), 59
          minutes with --jobs 2 on 2 cores (docs/results.md, "Table 1, medium budget").
   full   the paper's schedule: SGD lr 0.01 divided by 10 every 50k iterations, batch
