@@ -1,4 +1,5 @@
-"""Benchmark: the ST-CNN's convolution and pooling layers, minstn vs PyTorch, fwd and bwd.
+"""Benchmark: the ST-CNN's convolution and pooling layers and the ST-FCN's largest Linear
+layers, minstn vs PyTorch, fwd and bwd.
 
     python benchmarks/layers.py [--repeats 5] [--batch 256] [names ...]
 
@@ -6,7 +7,8 @@ The layers of ``build_model("st-cnn", 42)``, float32, at batch 256 by default
 (``--batch 64`` is ``minstn train``'s default): ``conv1`` (1 -> 64, 9x9 on 42x42),
 ``pool1`` (2x2 max on 64 x 34x34), ``conv2`` (64 -> 64, 7x7 on 17x17, which takes the
 DFT route of ``minstn.kernels.conv_dft``), ``pool2``, and the localisation net's ``lconv2``
-(20 -> 20, 5x5 on 10x10). Each layer's forward and backward (with gradients for the
+(20 -> 20, 5x5 on 10x10); and of ``build_model("st-fcn", 42)`` the classifier's ``fc1``
+(1764 -> 175) and the localisation net's ``lfc1`` (1764 -> 32). Each layer's forward and backward (with gradients for the
 input and every parameter, as in training) is timed in ONE process, minstn and torch
 interleaved, median of the repeats; torch gets as many threads as Numba. The script
 also prints the largest relative difference of the outputs and gradients.
@@ -42,12 +44,15 @@ def main(argv=None):
 
     conv = (lambda x, w, b: NF.conv2d(x, w, b), lambda x, w, b: tf.conv2d(x, w, b))
     pool = (lambda x: NF.max_pool2d(x, 2), lambda x: tf.max_pool2d(x, 2))
+    linear = (lambda x, w, b: NF.linear(x, w, b), lambda x, w, b: tf.linear(x, w, b))
     cases = {
         "conv1": conv + ([arr((n, 1, 42, 42)), arr((64, 1, 9, 9), 0.1), np.zeros(64, np.float32)],),
         "pool1": pool + ([arr((n, 64, 34, 34))],),
         "conv2": conv + ([arr((n, 64, 17, 17)), arr((64, 64, 7, 7), 0.02), np.zeros(64, np.float32)],),
         "pool2": pool + ([arr((n, 64, 11, 11))],),
         "lconv2": conv + ([arr((n, 20, 10, 10)), arr((20, 20, 5, 5), 0.05), np.zeros(20, np.float32)],),
+        "fc1": linear + ([arr((n, 1764)), arr((175, 1764), 0.02), np.zeros(175, np.float32)],),
+        "lfc1": linear + ([arr((n, 1764)), arr((32, 1764), 0.02), np.zeros(32, np.float32)],),
     }
 
     def run_minstn(op, *arrays):

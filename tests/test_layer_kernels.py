@@ -225,6 +225,57 @@ def test_results_do_not_depend_on_the_thread_count():
             assert a is None and b is None or a.tobytes() == b.tobytes()
 
 
+@contextlib.contextmanager
+def worker_threads(n):
+    before = threads.get_num_threads()
+    threads.set_num_threads(n)
+    try:
+        yield
+    finally:
+        threads.set_num_threads(before)
+
+
+def test_run_tasks_uses_the_workers_and_keeps_task_order():
+    import threading
+    import time
+
+    def task(t):
+        time.sleep(0.01)  # releases the GIL, so the sleeping workers wake and take tasks
+        return t * t, threading.current_thread().name
+    with worker_threads(3):
+        results = threads.run_tasks(task, 12)
+    assert [r for r, _ in results] == [t * t for t in range(12)]
+    names = {name for _, name in results}
+    assert threading.current_thread().name in names and any(n.startswith("minstn-") for n in names)
+
+
+def test_run_tasks_raises_the_lowest_failing_task_and_recovers():
+    def task(t):
+        if t in (2, 5):
+            raise ValueError(f"task {t}")
+        return t
+    with worker_threads(2):
+        with pytest.raises(ValueError, match="task 2"):
+            threads.run_tasks(task, 8)
+        assert threads.run_tasks(lambda t: t + 1, 5) == [1, 2, 3, 4, 5]
+
+
+def test_run_tasks_nested_and_from_two_threads():
+    """A task that calls run_tasks, and a second Python thread calling it at the same
+    time, run their tasks alone instead of waiting for the busy workers."""
+    import threading
+
+    def outer(t):
+        return sum(threads.run_tasks(lambda u: 10 * t + u, 3))
+    other = []
+    with worker_threads(2):
+        thread = threading.Thread(target=lambda: other.extend(threads.run_tasks(outer, 40)))
+        thread.start()
+        mine = threads.run_tasks(outer, 40)
+        thread.join()
+    assert mine == other == [30 * t + 3 for t in range(40)]
+
+
 def test_set_num_threads_rejects_zero():
     with pytest.raises(ValueError, match="at least 1"):
         mt.set_num_threads(0)
@@ -420,26 +471,55 @@ def test_dft_route_matches_torch():
 from minstn.kernels import linear_cpu  # noqa: E402
 
 
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=60)
 @given(st.integers(1, 150), st.integers(1, 40), st.integers(1, 70), st.sampled_from([np.float32, np.float64]),
-       st.integers(0, 2**32 - 1), st.booleans())
-def test_fast_linear_matches_reference(M, features, O, dtype, seed, bias):
-    """Several row and feature blocks (the block sizes are 64 and 32), and single blocks."""
+       st.integers(0, 2**32 - 1), st.booleans(), st.sampled_from([linear_cpu.TASK_MACS, 1, 300, 5000]),
+       st.sampled_from([linear_cpu.ALIGN, 1, 4]))
+def test_fast_linear_matches_reference(M, features, O, dtype, seed, bias, task_macs, align):
+    """Row blocks of 64, and (with small ``TASK_MACS``) blocks cut into pieces along the
+    features; the same bytes on 1 and 3 threads."""
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal((M, features)).astype(dtype), rng.standard_normal((O, features)).astype(dtype)
     b = rng.standard_normal(O).astype(dtype) if bias else None
-    assert_close(linear_cpu.linear_forward(x, w, b), K.linear_forward(x, w, b), dtype, "forward")
     g = rng.standard_normal((M, O)).astype(dtype)
-    gx, gw = linear_cpu.linear_backward(g, x, w)
-    assert_close(gx, g @ w, dtype, "grad_x")
-    assert_close(gw, g.T @ x, dtype, "grad_w")
+    saved = linear_cpu.TASK_MACS, linear_cpu.ALIGN
     before = threads.get_num_threads()
     try:
-        threads.set_num_threads(3)
-        again = linear_cpu.linear_backward(g, x, w)
+        linear_cpu.TASK_MACS, linear_cpu.ALIGN = task_macs, align
+        runs = []
+        for n in (1, 3):
+            threads.set_num_threads(n)
+            runs.append((linear_cpu.linear_forward(x, w, b), *linear_cpu.linear_backward(g, x, w)))
     finally:
+        linear_cpu.TASK_MACS, linear_cpu.ALIGN = saved
         threads.set_num_threads(before)
-    assert gx.tobytes() == again[0].tobytes() and gw.tobytes() == again[1].tobytes()
+    out, gx, gw = runs[0]
+    assert_close(out, K.linear_forward(x, w, b), dtype, "forward")
+    assert_close(gx, g @ w, dtype, "grad_x")
+    assert_close(gw, g.T @ x, dtype, "grad_w")
+    assert all(a.tobytes() == c.tobytes() for a, c in zip(*runs))
+
+
+@given(st.integers(0, 10**9), st.integers(1, 9), st.integers(1, 64))
+def test_linear_cuts_cover_each_column_once(n, pieces, align):
+    cuts = linear_cpu._cuts(n, pieces, align)
+    if n == 0:
+        assert cuts == []
+        return
+    assert cuts[0][0] == 0 and cuts[-1][1] == n
+    assert all(lo < hi for lo, hi in cuts) and all(a[1] == b[0] for a, b in zip(cuts, cuts[1:]))
+    assert len(cuts) <= pieces and all(lo % align == 0 for lo, _ in cuts)
+
+
+def test_linear_products_are_cut_by_size_only():
+    """A batch of 64 is one row block; a big enough product is cut along its columns, a
+    small one is not, and a batch of 256 is four row blocks however big the product."""
+    big = linear_cpu.TASK_MACS * 3
+    assert linear_cpu.pieces_for(big) == 3 and linear_cpu.pieces_for(1) == 1
+    assert linear_cpu.pieces_for(big * 100) == linear_cpu.MAX_TASKS
+    assert len(linear_cpu._row_tasks(64, 1024, big)) == 3
+    assert linear_cpu._row_tasks(64, 1024, big // 3) == [(0, 64, 0, 1024)]
+    assert [t[:2] for t in linear_cpu._row_tasks(256, 1024, big)] == [(0, 64), (64, 128), (128, 192), (192, 256)]
 
 
 def test_linear_on_three_dimensional_input_gradcheck():
