@@ -520,6 +520,7 @@ def test_linear_products_are_cut_by_size_only():
     assert len(linear_cpu._row_tasks(64, 1024, big)) == 3
     assert linear_cpu._row_tasks(64, 1024, big // 3) == [(0, 64, 0, 1024)]
     assert [t[:2] for t in linear_cpu._row_tasks(256, 1024, big)] == [(0, 64), (64, 128), (128, 192), (192, 256)]
+    assert [t[:2] for t in linear_cpu._row_tasks(130, 8, 1)] == [(0, 64), (64, 128), (128, 130)]
 
 
 def test_linear_on_three_dimensional_input_gradcheck():

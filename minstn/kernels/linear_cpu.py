@@ -53,7 +53,7 @@ def _cuts(n: int, pieces: int, align: int | None = None) -> list[tuple[int, int]
 def _row_tasks(rows: int, cols: int, macs: int) -> list[tuple[int, int, int, int]]:
     """Tiles ``(r0, r1, c0, c1)`` of an output of ``rows`` x ``cols``: row blocks of
     ROWS_PER_TASK, each cut along its columns when there are fewer blocks than pieces."""
-    row_blocks = _cuts(rows, -(-rows // ROWS_PER_TASK), ROWS_PER_TASK)
+    row_blocks = [(lo, min(rows, lo + ROWS_PER_TASK)) for lo in range(0, rows, ROWS_PER_TASK)]
     per_block = -(-pieces_for(macs) // len(row_blocks)) if row_blocks else 1
     return [(r0, r1, c0, c1) for r0, r1 in row_blocks for c0, c1 in _cuts(cols, per_block)]
 
